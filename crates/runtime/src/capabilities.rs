@@ -19,3 +19,8 @@ pub fn drop_bounding_set(_caps: &LinuxCapabilities) -> Result<(), CapabilityErro
 pub fn apply_process_sets(_caps: &LinuxCapabilities) -> Result<(), CapabilityError> {
     Err(CapabilityError::Unsupported("not built yet".into()))
 }
+
+/// PR_SET_KEEPCAPS: whether permitted capabilities survive the switch to a non-root uid.
+pub fn keep_capabilities_on_setuid(_keep: bool) -> Result<(), CapabilityError> {
+    Err(CapabilityError::Unsupported("not built yet".into()))
+}

@@ -15,6 +15,22 @@
 
 pub mod capabilities;
 pub mod cgroups;
+pub mod config;
+pub mod console;
+pub mod container;
+pub mod error;
+pub mod foreground;
 pub mod hooks;
+pub mod init;
+pub mod namespaces;
+pub mod rootfs;
 pub mod seccomp;
+pub mod spawn;
 pub mod specgen;
+pub mod state;
+pub mod sync;
+pub mod sys;
+
+pub use container::{CreateOptions, Runtime};
+pub use error::{Error, Result};
+pub use state::Status;

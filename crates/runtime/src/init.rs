@@ -1,0 +1,443 @@
+//! The container's init: the process that gorae-runc clones, which sets up its own namespaces,
+//! filesystem and credentials, waits to be started, and finally execs the container's program.
+//! It is a fork of the runtime (no re-exec), so it runs with the config already parsed.
+//!
+//! It reports every failure over the setup channel and exits; it never returns to the caller.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{open, OFlag};
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::stat::Mode;
+use nix::unistd::{Gid, Uid};
+use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
+
+use crate::config::Bundle;
+use crate::error::{Error, Result, SysContext};
+use crate::namespaces::{self, NamespacePlan};
+use crate::rootfs::{self, RootfsPlan};
+use crate::sync::{Channel, Msg};
+use crate::{capabilities, cgroups::Cgroup, hooks, seccomp::SeccompProgram, state, sys};
+
+/// How the init learns it may exec the program.
+#[derive(Clone)]
+pub enum StartSignal {
+    /// `create`: block opening this FIFO until `start` opens it.
+    ExecFifo(PathBuf),
+    /// `run`: wait for `Msg::Start` on the setup channel.
+    Channel,
+}
+
+/// Everything the init needs, borrowed from the runtime it was forked from.
+#[derive(Clone)]
+pub struct InitContext<'a> {
+    pub id: &'a str,
+    pub bundle: &'a Bundle,
+    pub cgroup: &'a Cgroup,
+    pub namespaces: &'a NamespacePlan,
+    pub seccomp: Option<&'a SeccompProgram>,
+    pub channel: &'a Channel,
+    pub start: StartSignal,
+    /// The caller's `--console-socket`, connected.
+    pub console_socket: Option<&'a OwnedFd>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+    /// Whether the namespaces were already joined/unshared by an intermediate process.
+    pub namespaces_done: bool,
+}
+
+/// The init's entry point, in the cloned child. Never returns.
+pub fn main(ctx: &InitContext<'_>) -> ! {
+    match setup_and_exec(ctx) {
+        Ok(never) => match never {},
+        Err(e) => {
+            let _ = ctx.channel.send(&Msg::Error(e.to_string()));
+            sys::exit_now(1)
+        }
+    }
+}
+
+enum Never {}
+
+fn spec_process(spec: &Spec) -> Result<&Process> {
+    spec.process()
+        .as_ref()
+        .ok_or_else(|| Error::Init("config has no process".into()))
+}
+
+fn setup_and_exec(ctx: &InitContext<'_>) -> Result<Never> {
+    let spec = &ctx.bundle.spec;
+    let process = spec_process(spec)?;
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+        .ctx(|| "prctl(PDEATHSIG)".into())?;
+    match ctx
+        .channel
+        .recv()
+        .ctx(|| "waiting for the runtime".into())?
+        .0
+    {
+        Msg::Go => {}
+        other => {
+            return Err(Error::Init(format!(
+                "unexpected message {other:?} from the runtime"
+            )))
+        }
+    }
+    if !ctx.namespaces_done {
+        for (typ, path) in &ctx.namespaces.join {
+            if *typ != LinuxNamespaceType::Pid {
+                namespaces::join(*typ, path)?;
+            }
+        }
+    }
+    if ctx.namespaces.creates(LinuxNamespaceType::Cgroup) {
+        unshare(CloneFlags::CLONE_NEWCGROUP).ctx(|| "unshare(CLONE_NEWCGROUP)".into())?;
+    }
+    let in_user_ns = ctx.namespaces.creates(LinuxNamespaceType::User)
+        || ctx.namespaces.joins(LinuxNamespaceType::User);
+    if in_user_ns {
+        nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
+            .ctx(|| "setresgid(0)".into())?;
+        nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
+            .ctx(|| "setresuid(0)".into())?;
+    }
+    nix::unistd::setsid().ctx(|| "setsid".into())?;
+    if let Some(adj) = process.oom_score_adj() {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .map_err(|e| Error::io("/proc/self/oom_score_adj", e))?;
+    }
+    set_names(spec)?;
+    let host_pid = std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| p.to_str()?.parse::<i32>().ok())
+        .unwrap_or(0);
+    let plan = RootfsPlan {
+        spec,
+        rootfs: &ctx.bundle.rootfs,
+        bundle: &ctx.bundle.dir,
+        in_user_ns,
+        cgroup: Some(ctx.cgroup),
+    };
+    rootfs::prepare(&plan)?;
+    run_create_hooks(ctx, host_pid)?;
+    let fifo = match &ctx.start {
+        StartSignal::ExecFifo(path) => Some(
+            open(
+                path.as_path(),
+                OFlag::O_PATH | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .ctx(|| format!("opening {}", path.display()))?,
+        ),
+        StartSignal::Channel => None,
+    };
+    rootfs::switch_root(&ctx.bundle.rootfs, ctx.no_pivot)?;
+    if process.terminal().unwrap_or(false) {
+        crate::console::setup(process, ctx.console_socket, ctx.channel)?;
+    }
+    apply_sysctls(spec)?;
+    rootfs::finish(spec)?;
+    if !ctx.no_new_keyring {
+        sys::join_new_session_keyring().ctx(|| "creating a session keyring".into())?;
+    }
+    apply_rlimits(process)?;
+    let program = find_program(process)?;
+    let no_new_privs = process.no_new_privileges().unwrap_or(false);
+    if let (Some(filter), false) = (ctx.seccomp, no_new_privs) {
+        // Without no_new_privs the filter needs CAP_SYS_ADMIN: install it while we have it.
+        filter.install()?;
+    }
+    set_credentials(process)?;
+    enter_cwd(process)?;
+    nix::sys::prctl::set_pdeathsig(None).ctx(|| "prctl(PDEATHSIG)".into())?;
+    sys::cloexec_from(3 + ctx.preserve_fds).ctx(|| "close_range".into())?;
+    ctx.channel
+        .send(&Msg::Ready)
+        .ctx(|| "reporting ready".into())?;
+    let started = wait_for_start(ctx, fifo)?;
+    let result = start_program(ctx, process, &program, no_new_privs, host_pid);
+    // Still here: exec or a startContainer hook failed. Tell whoever started us.
+    let err = result
+        .err()
+        .unwrap_or_else(|| Error::Init("exec returned".into()));
+    report_start_failure(&started, &err);
+    sys::exit_now(127)
+}
+
+/// createRuntime/prestart run by the runtime (in its namespaces), createContainer by us.
+fn run_create_hooks(ctx: &InitContext<'_>, host_pid: i32) -> Result<()> {
+    let Some(hooks) = ctx.bundle.spec.hooks() else {
+        return Ok(());
+    };
+    #[allow(deprecated)]
+    let runtime_side = hooks.prestart().as_ref().is_some_and(|h| !h.is_empty())
+        || hooks
+            .create_runtime()
+            .as_ref()
+            .is_some_and(|h| !h.is_empty());
+    if runtime_side {
+        ctx.channel
+            .send(&Msg::RunCreateRuntimeHooks)
+            .ctx(|| "asking for createRuntime hooks".into())?;
+        match ctx
+            .channel
+            .recv()
+            .ctx(|| "waiting for createRuntime hooks".into())?
+            .0
+        {
+            Msg::HooksDone => {}
+            Msg::Error(e) => return Err(Error::Init(e)),
+            other => return Err(Error::Init(format!("unexpected message {other:?}"))),
+        }
+    }
+    if let Some(list) = hooks.create_container() {
+        hooks::run_hooks(list, &hook_state(ctx, host_pid, state::Status::Creating))?;
+    }
+    Ok(())
+}
+
+fn hook_state(ctx: &InitContext<'_>, pid: i32, status: state::Status) -> Vec<u8> {
+    serde_json::json!({
+        "ociVersion": state::OCI_VERSION,
+        "id": ctx.id,
+        "status": status.as_str(),
+        "pid": pid,
+        "bundle": ctx.bundle.dir,
+        "annotations": ctx.bundle.spec.annotations().clone().unwrap_or_default(),
+    })
+    .to_string()
+    .into_bytes()
+}
+
+fn set_names(spec: &Spec) -> Result<()> {
+    if let Some(name) = spec.hostname().as_deref().filter(|n| !n.is_empty()) {
+        nix::unistd::sethostname(name).ctx(|| format!("sethostname {name:?}"))?;
+    }
+    if let Some(name) = spec.domainname().as_deref().filter(|n| !n.is_empty()) {
+        sys::set_domainname(name).ctx(|| format!("setdomainname {name:?}"))?;
+    }
+    Ok(())
+}
+
+fn apply_sysctls(spec: &Spec) -> Result<()> {
+    let sysctls = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref());
+    for (key, value) in sysctls.into_iter().flatten() {
+        let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
+        std::fs::write(&path, value)
+            .map_err(|e| Error::Init(format!("sysctl {key}={value}: {e}")))?;
+    }
+    Ok(())
+}
+
+fn apply_rlimits(process: &Process) -> Result<()> {
+    use nix::sys::resource::{setrlimit, Resource};
+    use oci_spec::runtime::PosixRlimitType as T;
+    for limit in process.rlimits().as_deref().unwrap_or_default() {
+        let resource = match limit.typ() {
+            T::RlimitCpu => Resource::RLIMIT_CPU,
+            T::RlimitFsize => Resource::RLIMIT_FSIZE,
+            T::RlimitData => Resource::RLIMIT_DATA,
+            T::RlimitStack => Resource::RLIMIT_STACK,
+            T::RlimitCore => Resource::RLIMIT_CORE,
+            T::RlimitRss => Resource::RLIMIT_RSS,
+            T::RlimitNproc => Resource::RLIMIT_NPROC,
+            T::RlimitNofile => Resource::RLIMIT_NOFILE,
+            T::RlimitMemlock => Resource::RLIMIT_MEMLOCK,
+            T::RlimitAs => Resource::RLIMIT_AS,
+            T::RlimitLocks => Resource::RLIMIT_LOCKS,
+            T::RlimitSigpending => Resource::RLIMIT_SIGPENDING,
+            T::RlimitMsgqueue => Resource::RLIMIT_MSGQUEUE,
+            T::RlimitNice => Resource::RLIMIT_NICE,
+            T::RlimitRtprio => Resource::RLIMIT_RTPRIO,
+            T::RlimitRttime => Resource::RLIMIT_RTTIME,
+        };
+        setrlimit(resource, limit.soft(), limit.hard()).ctx(|| {
+            format!(
+                "setrlimit {} soft {} hard {}",
+                limit.typ(),
+                limit.soft(),
+                limit.hard()
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// The program to exec: args[0] itself when it has a slash, else looked up in the
+/// container's PATH (as runc and execvp do).
+fn find_program(process: &Process) -> Result<CString> {
+    let args = process.args().as_deref().unwrap_or_default();
+    let name = args
+        .first()
+        .ok_or_else(|| Error::Init("process.args is empty".into()))?;
+    let candidates: Vec<PathBuf> = if name.contains('/') {
+        vec![PathBuf::from(name)]
+    } else {
+        let path_var = process
+            .env()
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        path_var
+            .split(':')
+            .filter(|d| !d.is_empty())
+            .map(|d| Path::new(d).join(name))
+            .collect()
+    };
+    for candidate in &candidates {
+        if let Ok(meta) = std::fs::metadata(candidate) {
+            use std::os::unix::fs::PermissionsExt;
+            if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
+                return CString::new(candidate.as_os_str().as_encoded_bytes()).map_err(|_| {
+                    Error::Init(format!("process.args[0] {name:?} contains a NUL byte"))
+                });
+            }
+        }
+    }
+    Err(Error::Init(format!(
+        "exec: {name:?}: executable file not found in $PATH"
+    )))
+}
+
+fn set_credentials(process: &Process) -> Result<()> {
+    let user = process.user();
+    let caps = process.capabilities().as_ref();
+    if let Some(caps) = caps {
+        capabilities::drop_bounding_set(caps)?;
+    }
+    capabilities::keep_capabilities_on_setuid(true)?;
+    let groups: Vec<Gid> = user
+        .additional_gids()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(|g| Gid::from_raw(*g))
+        .collect();
+    // setgroups is refused in a user namespace whose setgroups file says deny; an empty list
+    // there is the only possibility anyway.
+    match nix::unistd::setgroups(&groups) {
+        Err(nix::errno::Errno::EPERM) if groups.is_empty() => {}
+        other => other.ctx(|| format!("setgroups {groups:?}"))?,
+    }
+    let (uid, gid) = (Uid::from_raw(user.uid()), Gid::from_raw(user.gid()));
+    nix::unistd::setresgid(gid, gid, gid).ctx(|| format!("setgid {gid}"))?;
+    nix::unistd::setresuid(uid, uid, uid).ctx(|| format!("setuid {uid}"))?;
+    capabilities::keep_capabilities_on_setuid(false)?;
+    if let Some(caps) = caps {
+        capabilities::apply_process_sets(caps)?;
+    }
+    if let Some(mask) = user.umask() {
+        nix::sys::stat::umask(Mode::from_bits_truncate(mask as libc::mode_t));
+    }
+    Ok(())
+}
+
+/// chdir to process.cwd as the container's user, and refuse a cwd that ends up outside the
+/// root (a leaked descriptor path such as /proc/self/fd/N: CVE-2024-21626).
+fn enter_cwd(process: &Process) -> Result<()> {
+    let cwd = process.cwd();
+    nix::unistd::chdir(cwd).ctx(|| format!("chdir to cwd {}", cwd.display()))?;
+    let now = nix::unistd::getcwd().ctx(|| "getcwd".into())?;
+    if !now.is_absolute()
+        || now
+            .as_os_str()
+            .as_encoded_bytes()
+            .starts_with(b"(unreachable)")
+    {
+        return Err(Error::Init(format!(
+            "cwd {} is outside the container root",
+            cwd.display()
+        )));
+    }
+    Ok(())
+}
+
+/// How `start` reached us, kept to report a failure after it.
+enum Started {
+    Fifo(OwnedFd),
+    Channel,
+}
+
+fn wait_for_start(ctx: &InitContext<'_>, fifo: Option<OwnedFd>) -> Result<Started> {
+    match fifo {
+        Some(path_fd) => {
+            let path = crate::rootfs::secure::fd_path(path_fd.as_fd());
+            let fd = open(
+                path.as_path(),
+                OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .ctx(|| "waiting on exec.fifo".into())?;
+            nix::unistd::write(&fd, b"0").ctx(|| "writing exec.fifo".into())?;
+            Ok(Started::Fifo(fd))
+        }
+        None => match ctx.channel.recv().ctx(|| "waiting for start".into())?.0 {
+            Msg::Start => Ok(Started::Channel),
+            other => Err(Error::Init(format!(
+                "unexpected message {other:?} while waiting for start"
+            ))),
+        },
+    }
+}
+
+fn report_start_failure(started: &Started, err: &Error) {
+    let text = err.to_string();
+    match started {
+        Started::Fifo(fd) => {
+            let _ = nix::unistd::write(fd, text.as_bytes());
+        }
+        Started::Channel => {}
+    }
+}
+
+fn start_program(
+    ctx: &InitContext<'_>,
+    process: &Process,
+    program: &CString,
+    no_new_privs: bool,
+    host_pid: i32,
+) -> Result<Never> {
+    if let Some(list) = ctx
+        .bundle
+        .spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.start_container().as_ref())
+    {
+        hooks::run_hooks(list, &hook_state(ctx, host_pid, state::Status::Created))?;
+    }
+    if no_new_privs {
+        nix::sys::prctl::set_no_new_privs().ctx(|| "prctl(NO_NEW_PRIVS)".into())?;
+        if let Some(filter) = ctx.seccomp {
+            filter.install()?;
+        }
+    }
+    sys::reset_signals().ctx(|| "resetting signals".into())?;
+    let to_c = |s: &String| {
+        CString::new(s.as_bytes()).map_err(|_| Error::Init(format!("{s:?} contains a NUL byte")))
+    };
+    let args: Vec<CString> = process
+        .args()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(to_c)
+        .collect::<Result<_>>()?;
+    let env: Vec<CString> = process
+        .env()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(to_c)
+        .collect::<Result<_>>()?;
+    let err = nix::unistd::execve(program, &args, &env).unwrap_err();
+    let _ = ctx
+        .channel
+        .send(&Msg::Error(format!("exec {program:?}: {err}")));
+    Err(Error::sys(format!("exec {program:?}"), err))
+}
