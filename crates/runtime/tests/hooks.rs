@@ -276,3 +276,28 @@ fn hooks_run_in_order_and_stop_at_the_first_failure() {
     );
     run_hooks(&[], STATE).unwrap_or_else(|e| panic!("{e}"));
 }
+
+#[test]
+fn sigpipe_with_default_disposition_does_not_kill_the_runtime() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    use nix::sys::wait::{waitpid, WaitStatus};
+    use nix::unistd::{fork, ForkResult};
+    // Rust binaries ignore SIGPIPE; a C caller or a forked init may not. Check in a child
+    // with SIGPIPE back at SIG_DFL that a hook closing its stdin early cannot kill us.
+    let state = vec![b'x'; 1 << 20];
+    // SAFETY: the child only resets one signal disposition, runs the hook (spawn, pipes, poll;
+    // glibc keeps malloc usable after fork) and leaves with `_exit`.
+    match unsafe { fork() }.unwrap_or_else(|e| panic!("fork: {e}")) {
+        ForkResult::Child => {
+            // SAFETY: SIG_DFL is not a Rust handler; restoring the default is always sound.
+            let reset = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+            let ok = reset.is_ok() && run_hook(&sh("exec 0<&-; sleep 0.2", &[]), &state).is_ok();
+            // SAFETY: ends the forked child without unwinding into the test harness.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+        }
+        ForkResult::Parent { child } => {
+            let status = waitpid(child, None).unwrap_or_else(|e| panic!("waitpid: {e}"));
+            assert_eq!(status, WaitStatus::Exited(child, 0));
+        }
+    }
+}
