@@ -491,7 +491,3 @@ mod tests {
     }
 }
 
-/// PR_SET_KEEPCAPS: whether permitted capabilities survive the switch to a non-root uid.
-pub fn keep_capabilities_on_setuid(_keep: bool) -> Result<(), CapabilityError> {
-    Err(CapabilityError::Unsupported("not built yet".into()))
-}
