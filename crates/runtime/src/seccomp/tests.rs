@@ -343,7 +343,8 @@ fn every_operator_on_64_bit_values() {
         (0x0000_0000_ffff_ffff, 5),
         (0xffff_ffff_0000_0000, 0x0000_0001_0000_0000),
         (0, 0),
-        (0, 1), // never matches
+        (0, 1),                                         // never matches
+        (0x0000_0000_ffff_ffff, 0x0000_0001_0000_0005), // never matches
     ];
     for op in OPS {
         for &value in &PROBES {
