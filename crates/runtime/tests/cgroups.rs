@@ -223,14 +223,14 @@ fn lifecycle(cg: &Cgroup) {
 }
 
 #[test]
-fn host_layout_lifecycle() {
+fn cgroups_host_layout_lifecycle() {
     require_root!();
     let cg = Cgroup::resolve(None, &unique("host")).unwrap();
     lifecycle(&cg);
 }
 
 #[test]
-fn hybrid_hugetlb_goes_to_unified() {
+fn cgroups_hybrid_hugetlb_goes_to_unified() {
     require_root!();
     let layout = Layout::detect().unwrap();
     if layout.kind() != Some(LayoutKind::Hybrid)
@@ -257,7 +257,7 @@ fn forced_v2() -> Option<Cgroup> {
 }
 
 #[test]
-fn forced_pure_v2_lifecycle() {
+fn cgroups_forced_pure_v2_lifecycle() {
     require_root!();
     let Some(cg) = forced_v2() else {
         eprintln!("skipped: no cgroup2 mount");
@@ -364,7 +364,7 @@ fn ask(tx: i32, rx: i32) -> (i32, i32) {
 }
 
 #[test]
-fn forced_pure_v2_device_program() {
+fn cgroups_forced_pure_v2_device_program() {
     require_root!();
     let Some(cg) = forced_v2() else {
         eprintln!("skipped: no cgroup2 mount");
@@ -410,10 +410,10 @@ fn forced_pure_v2_device_program() {
 
 const PURE_V1_ENV: &str = "GORAE_CGROUPS_PURE_V1_CHILD";
 
-/// Runs `pure_v1_inner` in a child process whose mount namespace is private and has no cgroup2
+/// Runs `cgroups_pure_v1_inner` in a child process whose mount namespace is private and has no cgroup2
 /// mount; the child reports by its exit status.
 #[test]
-fn pure_v1_in_private_mount_namespace() {
+fn cgroups_pure_v1_in_private_mount_namespace() {
     require_root!();
     if !Path::new("/sys/fs/cgroup/unified/cgroup.procs").exists() {
         eprintln!("skipped: needs the hybrid layout's /sys/fs/cgroup/unified to unmount");
@@ -423,7 +423,7 @@ fn pure_v1_in_private_mount_namespace() {
     let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
     cmd.args([
         "--exact",
-        "pure_v1_inner",
+        "cgroups_pure_v1_inner",
         "--nocapture",
         "--test-threads=1",
     ])
@@ -458,9 +458,9 @@ fn pure_v1_in_private_mount_namespace() {
 }
 
 #[test]
-fn pure_v1_inner() {
+fn cgroups_pure_v1_inner() {
     if std::env::var_os(PURE_V1_ENV).is_none() {
-        eprintln!("skipped: runs only inside pure_v1_in_private_mount_namespace");
+        eprintln!("skipped: runs only inside cgroups_pure_v1_in_private_mount_namespace");
         return;
     }
     let layout = Layout::detect().unwrap();
