@@ -75,7 +75,8 @@ pub enum Command {
     Spec {
         #[arg(short = 'b', long, default_value = ".")]
         bundle: PathBuf,
-        #[arg(long)]
+        /// Write a config for a rootless container (user namespace, no network namespace).
+        #[arg(long = "rootless", id = "spec_rootless")]
         rootless: bool,
     },
     /// Create a container (its program waits for `start`).

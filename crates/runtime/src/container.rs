@@ -133,7 +133,7 @@ impl Runtime {
         };
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        let pid = spawn::spawn_init(&ctx, linux, &cgroup)?;
+        let pid = spawn::spawn_init(&ctx, &ours, linux, &cgroup)?;
         drop(theirs);
         drop(console_socket);
         guard.pid = Some(pid);

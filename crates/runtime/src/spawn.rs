@@ -14,21 +14,26 @@ use crate::cgroups::Cgroup;
 use crate::error::{Error, Result, SysContext};
 use crate::init::{self, InitContext};
 use crate::namespaces::{self, clone_flag, NamespacePlan};
-use crate::sync::Msg;
+use crate::sync::{Channel, Msg};
 use crate::sys;
 
 /// Clones the init, maps its ids, puts it in its cgroup and lets it go. Returns its host pid.
-pub fn spawn_init(ctx: &InitContext<'_>, linux: &Linux, cgroup: &Cgroup) -> Result<i32> {
+/// `ours` is the runtime's end of the channel whose other end `ctx` carries into the init.
+pub fn spawn_init(
+    ctx: &InitContext<'_>,
+    ours: &Channel,
+    linux: &Linux,
+    cgroup: &Cgroup,
+) -> Result<i32> {
     let pid = if ctx.namespaces.single_clone() {
         single_clone(ctx, linux)?
     } else {
-        through_intermediate(ctx, linux)?
+        through_intermediate(ctx, ours, linux)?
     };
-    let go = cgroup.add_process(pid).map_err(Error::from).and_then(|()| {
-        ctx.channel
-            .send(&Msg::Go)
-            .ctx(|| "starting the init".into())
-    });
+    let go = cgroup
+        .add_process(pid)
+        .map_err(Error::from)
+        .and_then(|()| ours.send(&Msg::Go).ctx(|| "starting the init".into()));
     if let Err(e) = go {
         let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
@@ -90,29 +95,27 @@ fn unreachable_child() -> ! {
     sys::exit_now(1)
 }
 
-fn through_intermediate(ctx: &InitContext<'_>, linux: &Linux) -> Result<i32> {
+fn through_intermediate(ctx: &InitContext<'_>, ours: &Channel, linux: &Linux) -> Result<i32> {
     let stage = match sys::clone_process(0).ctx(|| "fork".into())? {
         None => stage_one(ctx, linux),
         Some(pid) => pid,
     };
-    let result = serve_intermediate(ctx, linux);
+    let result = serve_intermediate(ours, linux);
     let _ = nix::sys::wait::waitpid(stage, None);
     result
 }
 
 /// Answers the intermediate's requests until it reports the init's pid.
-fn serve_intermediate(ctx: &InitContext<'_>, linux: &Linux) -> Result<i32> {
+fn serve_intermediate(ours: &Channel, linux: &Linux) -> Result<i32> {
     loop {
-        match ctx
-            .channel
+        match ours
             .recv()
             .ctx(|| "waiting for the intermediate process".into())?
             .0
         {
             Msg::MapIds(pid) => {
                 namespaces::write_id_maps(pid, linux)?;
-                ctx.channel
-                    .send(&Msg::IdsMapped)
+                ours.send(&Msg::IdsMapped)
                     .ctx(|| "answering the intermediate".into())?;
             }
             Msg::InitPid(pid) => return Ok(pid),
