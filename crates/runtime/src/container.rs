@@ -76,13 +76,13 @@ impl Runtime {
         let launched = self.launch(opts, false)?;
         let state = launched.state.clone();
         if let Err(e) = start_over_channel(&launched.channel) {
-            let _ = self.destroy(&state, Status::Stopped, true);
+            let _ = self.destroy(&state);
             return Err(e);
         }
         self.run_poststart(&state);
         let Some(signals) = signals else { return Ok(0) };
         let code = crate::foreground::wait(Pid::from_raw(state.pid), signals, launched.console);
-        self.destroy(&state, Status::Stopped, true)?;
+        self.destroy(&state)?;
         code
     }
 
@@ -237,7 +237,7 @@ impl Runtime {
         let result = crate::foreground::release_exec_fifo(&fifo, state.pid);
         let _ = std::fs::remove_file(&fifo);
         if let Err(e) = result {
-            let _ = self.destroy(&state, Status::Stopped, true);
+            let _ = self.destroy(&state);
             return Err(e);
         }
         self.run_poststart(&state);
@@ -325,16 +325,14 @@ impl Runtime {
                 ))
             }
         }
-        self.destroy(&state, status, false)
+        self.destroy(&state)
     }
 
     /// Kills what is left, removes the cgroup and the state, then runs poststop hooks.
-    fn destroy(&self, state: &ContainerState, status: Status, reaped: bool) -> Result<()> {
-        if status != Status::Stopped || !reaped {
-            if self.status(state) != Status::Stopped {
-                let _ = self.signal_all(state, Signal::SIGKILL);
-                wait_for_exit(state.pid, Duration::from_secs(10))?;
-            }
+    fn destroy(&self, state: &ContainerState) -> Result<()> {
+        if self.status(state) != Status::Stopped {
+            let _ = self.signal_all(state, Signal::SIGKILL);
+            wait_for_exit(state.pid, Duration::from_secs(10))?;
         }
         if let Some(cgroup) = &state.cgroup {
             let leftovers = cgroup.pids().unwrap_or_default();

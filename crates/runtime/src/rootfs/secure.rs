@@ -9,6 +9,9 @@ use nix::errno::Errno;
 use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::Mode;
 
+/// How many symlinks a path may pass through, as the kernel's limit.
+const MAX_LINKS: u32 = 40;
+
 /// A rootfs directory, held open so that every lookup is relative to the same directory.
 #[derive(Debug)]
 pub struct Root {
@@ -71,14 +74,24 @@ impl Root {
         )
     }
 
-    /// Creates every missing directory of `path` (mode 0755) and opens the last one.
+    /// Creates every missing directory of `path` (mode 0755) and opens the last one. A dangling
+    /// symlink on the way is followed the way the kernel would, inside the root: its target is
+    /// created (as runc's securejoin does).
     pub fn mkdir_all(&self, path: &Path) -> nix::Result<OwnedFd> {
+        self.mkdir_all_within(path, 0)
+    }
+
+    fn mkdir_all_within(&self, path: &Path, links: u32) -> nix::Result<OwnedFd> {
+        if links > MAX_LINKS {
+            return Err(Errno::ELOOP);
+        }
         let rel = relative(path);
+        let components: Vec<Component<'_>> = rel.components().collect();
         let mut prefix = PathBuf::new();
         let mut dir = nix::unistd::dup(self.fd.as_fd())?;
-        for component in rel.components() {
-            prefix.push(component);
-            dir = match self.resolve(&prefix) {
+        for (i, component) in components.iter().enumerate() {
+            let next = prefix.join(component);
+            dir = match self.resolve(&next) {
                 Ok(fd) => fd,
                 Err(Errno::ENOENT) => {
                     let name = component.as_os_str();
@@ -87,20 +100,48 @@ impl Root {
                         name,
                         Mode::from_bits_truncate(0o755),
                     ) {
-                        Ok(()) | Err(Errno::EEXIST) => {}
+                        Ok(()) => self.resolve(&next)?,
+                        Err(Errno::EEXIST) => {
+                            let target = self.dangling_target(&dir, &prefix, name)?;
+                            let rest: PathBuf = components[i + 1..].iter().collect();
+                            return self.mkdir_all_within(&target.join(rest), links + 1);
+                        }
                         Err(e) => return Err(e),
                     }
-                    self.resolve(&prefix)?
                 }
                 Err(e) => return Err(e),
             };
+            prefix = next;
         }
         Ok(dir)
+    }
+
+    /// Where the dangling symlink `name` in `dir` (at `prefix` in the root) points, as a path
+    /// in the root.
+    fn dangling_target(
+        &self,
+        dir: &OwnedFd,
+        prefix: &Path,
+        name: &std::ffi::OsStr,
+    ) -> nix::Result<PathBuf> {
+        let target = PathBuf::from(nix::fcntl::readlinkat(dir.as_fd(), name)?);
+        Ok(if target.is_absolute() {
+            target
+        } else {
+            prefix.join(target)
+        })
     }
 
     /// Makes sure a file exists at `path` (creating parents and an empty file as needed) and
     /// opens it; an existing directory or device is opened as it is.
     pub fn touch(&self, path: &Path) -> nix::Result<OwnedFd> {
+        self.touch_within(path, 0)
+    }
+
+    fn touch_within(&self, path: &Path, links: u32) -> nix::Result<OwnedFd> {
+        if links > MAX_LINKS {
+            return Err(Errno::ELOOP);
+        }
         match self.resolve(path) {
             Err(Errno::ENOENT) => {}
             other => return other,
@@ -113,7 +154,14 @@ impl Root {
             OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
             Mode::from_bits_truncate(0o644),
         ) {
-            Ok(_) | Err(Errno::EEXIST) => {}
+            Ok(_) => {}
+            Err(Errno::EEXIST) => match self.resolve(path) {
+                Err(Errno::ENOENT) => {
+                    let target = self.dangling_target(&dir, &parent, name.as_os_str())?;
+                    return self.touch_within(&target, links + 1);
+                }
+                other => return other,
+            },
             Err(e) => return Err(e),
         }
         self.resolve(path)
@@ -158,6 +206,38 @@ mod tests {
         assert!(!outside.path().join("sub").exists());
         let up = root.resolve(Path::new("up/../..")).unwrap();
         assert_eq!(real_path(&up), root_dir.path());
+    }
+
+    #[test]
+    fn dangling_symlinks_are_created_inside_the_root() {
+        let outside = tempfile::tempdir().unwrap();
+        let root_dir = tempfile::tempdir().unwrap();
+        let target = outside.path().join("missing");
+        symlink(&target, root_dir.path().join("abs")).unwrap();
+        symlink("rel/../rel2", root_dir.path().join("relative")).unwrap();
+        let file_target = outside.path().join("missing-file");
+        symlink(&file_target, root_dir.path().join("file")).unwrap();
+        symlink("loop", root_dir.path().join("loop")).unwrap();
+        let root = Root::open(root_dir.path()).unwrap();
+        root.mkdir_all(Path::new("/abs/sub")).unwrap();
+        assert!(root_dir
+            .path()
+            .join(target.strip_prefix("/").unwrap())
+            .join("sub")
+            .is_dir());
+        assert!(!target.exists());
+        root.mkdir_all(Path::new("relative/x")).unwrap();
+        assert!(root_dir.path().join("rel2/x").is_dir());
+        root.touch(Path::new("file")).unwrap();
+        assert!(root_dir
+            .path()
+            .join(file_target.strip_prefix("/").unwrap())
+            .is_file());
+        assert!(!file_target.exists());
+        assert_eq!(
+            root.mkdir_all(Path::new("loop/x")).unwrap_err(),
+            Errno::ELOOP
+        );
     }
 
     #[test]
