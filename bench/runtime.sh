@@ -114,6 +114,18 @@ cleanup() {
     local rc=$?
     set +e
     trap - EXIT INT TERM
+    if [[ -n ${INNER_PID:-} ]] && kill -0 "$INNER_PID" 2>/dev/null; then
+        # The measuring side runs in its own session (setsid): stop all of it
+        # (hyperfine, paired.py, runtimes in flight) before cleaning up.
+        log "stopping the measurement (process group $INNER_PID)"
+        kill -TERM -- "-$INNER_PID" 2>/dev/null
+        for _ in 1 2 3 4 5 6 7 8 9 10; do
+            kill -0 "$INNER_PID" 2>/dev/null || break
+            sleep 0.5
+        done
+        kill -KILL -- "-$INNER_PID" 2>/dev/null
+        wait "$INNER_PID" 2>/dev/null
+    fi
     [[ -n ${WORK:-} && -d ${WORK:-/nonexistent} ]] || exit "$rc"
     local rt bin
     for rt in "${RUNTIMES[@]}"; do
@@ -123,10 +135,18 @@ cleanup() {
         fi
     done
     # cgroups: the shared cgroupsPath and anything named after a container id.
-    local d
+    # A runtime killed half-way may have left processes no state dir knows.
+    local d p
     while IFS= read -r d; do
         [[ -n $d ]] || continue
-        find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
+        for p in $(find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null); do
+            kill -KILL "$p" 2>/dev/null
+        done
+        for _ in 1 2 3 4 5; do
+            find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
+            [[ -d $d ]] || break
+            sleep 0.2
+        done
     done < <(find /sys/fs/cgroup -mindepth 1 -maxdepth 8 -type d \
         \( -name "$CG_NAME" -o -name "$ID_PREFIX-*" \) 2>/dev/null | sort -r)
     # mounts under the work dir (there should be none in this namespace)
@@ -197,7 +217,12 @@ main() {
     RUNC_BIN=$(command -v runc)
 
     log "measuring inside a private mount namespace"
-    unshare -m --propagation private -- bash "$HERE/runtime.sh" __inner
+    # setsid: its own process group, so that cleanup can stop all of it; wait
+    # in the background so that a signal to this script is acted on at once.
+    setsid unshare -m --propagation private -- bash "$HERE/runtime.sh" __inner &
+    INNER_PID=$!
+    wait "$INNER_PID"
+    INNER_PID=
 
     local table
     table=$(/usr/bin/python3 "$HERE/stats.py" "$raw/hyperfine.json" \
