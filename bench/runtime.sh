@@ -85,7 +85,7 @@ make_bundle() {
     for app in true false sh echo sleep cat ls; do
         ln -s busybox "$b/rootfs/bin/$app"
     done
-    (cd "$b" && "$GORAE" spec)
+    (cd "$b" && "$GORAE" spec) || die "$GORAE spec failed"
     # ociVersion: crun 1.8.1 (Debian 12) rejects "1.2.0" ("unknown version
     # specified"); 1.0.2 is what runc 1.1 itself writes, and the fields used
     # here are the same.  cgroupsPath: set explicitly so all three create the
