@@ -206,7 +206,7 @@ main() {
 
     GORAE_DESC="$GORAE"
     if git -C "$REPO" rev-parse --git-dir >/dev/null 2>&1 && [[ -z ${GORAE_RUNC:-} ]]; then
-        GORAE_DESC="built from $(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" diff --quiet HEAD -- crates bins Cargo.toml Cargo.lock || echo ' + uncommitted changes') (cargo build --release)"
+        GORAE_DESC="built from $(git -C "$REPO" rev-parse --short HEAD) (last change to Rust code: $(git -C "$REPO" log -1 --format=%h -- crates bins Cargo.toml Cargo.lock))$(git -C "$REPO" diff --quiet HEAD -- crates bins Cargo.toml Cargo.lock || echo ' + uncommitted changes') (cargo build --release)"
     fi
 
     export GORAE WORK ID_PREFIX RAW="$raw" HERE
@@ -257,8 +257,14 @@ main() {
 
 inner() {
     # Never touches the host's mounts: this namespace has private propagation.
+    # With cgroup2 gone from /sys/fs/cgroup/unified, crun still mkdirs
+    # unified/<cgroupsPath> and creates a plain file cgroup.procs in it: on
+    # the host's /sys/fs/cgroup tmpfs, hidden under the host's cgroup2 mount,
+    # and never removed.  A throwaway tmpfs over it (not cgroup2, so all three
+    # still see pure v1) keeps that litter inside this namespace.
     if mountpoint -q /sys/fs/cgroup/unified; then
         umount /sys/fs/cgroup/unified
+        mount -t tmpfs -o size=1m,mode=755 gorae-bench-scratch /sys/fs/cgroup/unified
     fi
     local B=$WORK/bundle rt
     declare -A BIN=([gorae]=$GORAE [crun]=$CRUN_BIN [runc]=$RUNC_BIN)
