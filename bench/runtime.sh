@@ -72,7 +72,7 @@ build_gorae() {
     else
         (cd "$REPO" && cargo build --release)
     fi
-    GORAE=${CARGO_TARGET_DIR:-$REPO/target}/release/gorae-runc
+    GORAE=${CARGO_TARGET_DIR:-$REPO/target}/x86_64-unknown-linux-gnu/release/gorae-runc
     [[ -x $GORAE ]] || die "no $GORAE after the build"
     GORAE=$(readlink -f "$GORAE")
 }
