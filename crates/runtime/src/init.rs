@@ -148,7 +148,8 @@ fn setup_and_exec(ctx: &InitContext<'_>) -> Result<Never> {
     let no_new_privs = process.no_new_privileges().unwrap_or(false);
     if let (Some(filter), false) = (ctx.seccomp, no_new_privs) {
         // Without no_new_privs the filter needs CAP_SYS_ADMIN: install it while we have it.
-        filter.install()?;
+        let listener = filter.install()?;
+        send_seccomp_listener(ctx, listener, host_pid)?;
     }
     set_credentials(process)?;
     enter_cwd(process)?;
@@ -210,6 +211,40 @@ fn hook_state(ctx: &InitContext<'_>, pid: i32, status: state::Status) -> Vec<u8>
     })
     .to_string()
     .into_bytes()
+}
+
+/// Hands the seccomp user-notification fd to the agent at `linux.seccomp.listenerPath`, with
+/// the container process state (runtime-spec config-linux.md#seccomp), as runc does.
+fn send_seccomp_listener(
+    ctx: &InitContext<'_>,
+    listener: Option<OwnedFd>,
+    host_pid: i32,
+) -> Result<()> {
+    let Some(fd) = listener else { return Ok(()) };
+    let seccomp = ctx
+        .bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref());
+    let Some(path) = seccomp.and_then(|s| s.listener_path().as_ref()) else {
+        return Err(Error::Init(
+            "linux.seccomp uses SCMP_ACT_NOTIFY but has no listenerPath".into(),
+        ));
+    };
+    let state: serde_json::Value =
+        serde_json::from_slice(&hook_state(ctx, host_pid, state::Status::Creating))
+            .map_err(|e| Error::Init(format!("seccomp listener state: {e}")))?;
+    let doc = serde_json::json!({
+        "ociVersion": state::OCI_VERSION,
+        "fds": ["seccompFd"],
+        "pid": host_pid,
+        "metadata": seccomp.and_then(|s| s.listener_metadata().clone()).unwrap_or_default(),
+        "state": state,
+    });
+    let stream = std::os::unix::net::UnixStream::connect(path).map_err(|e| Error::io(path, e))?;
+    crate::sync::send_with_fd(stream.as_fd(), doc.to_string().as_bytes(), Some(fd.as_fd()))
+        .ctx(|| format!("sending the seccomp listener to {}", path.display()))
 }
 
 fn set_names(spec: &Spec) -> Result<()> {
@@ -414,7 +449,8 @@ fn start_program(
     if no_new_privs {
         nix::sys::prctl::set_no_new_privs().ctx(|| "prctl(NO_NEW_PRIVS)".into())?;
         if let Some(filter) = ctx.seccomp {
-            filter.install()?;
+            let listener = filter.install()?;
+            send_seccomp_listener(ctx, listener, host_pid)?;
         }
     }
     sys::reset_signals().ctx(|| "resetting signals".into())?;
