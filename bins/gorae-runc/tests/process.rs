@@ -208,3 +208,63 @@ fn no_runtime_descriptor_leaks_into_the_container() {
     assert!(fds.len() <= 4, "unexpected descriptors: {fds:?}");
     env.assert_clean();
 }
+
+#[test]
+fn preserve_fds_passes_extra_descriptors() {
+    if !can_run() {
+        return;
+    }
+    let env = Env::new("preserve");
+    env.set_args(&["sh", "-c", "cat <&3"]);
+    let secret = env.dir.path().join("secret");
+    std::fs::write(&secret, "passed through fd 3").unwrap();
+    let bin = env!("CARGO_BIN_EXE_gorae-runc");
+    let script = format!(
+        "exec 3<{} && exec {bin} --root {} run --preserve-fds 1 --bundle {} {}",
+        secret.display(),
+        env.state_root().display(),
+        env.bundle().display(),
+        env.id
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "passed through fd 3");
+    // Without --preserve-fds the descriptor is closed in the container.
+    let script = script.replace("--preserve-fds 1 ", "");
+    let out = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    env.assert_clean();
+}
+
+#[test]
+fn errors_go_to_the_log_file_as_json_lines() {
+    if !can_run() {
+        return;
+    }
+    let env = Env::new("logjson");
+    let log = env.dir.path().join("runc.log");
+    let out = env.runc(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "state",
+        "ghost",
+    ]);
+    assert!(!out.status.success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let entry: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(entry["level"], "error");
+    assert!(entry["msg"].as_str().unwrap().contains("ghost"), "{text}");
+    assert!(entry["time"].as_str().unwrap().ends_with('Z'), "{text}");
+}

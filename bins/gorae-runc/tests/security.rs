@@ -174,3 +174,29 @@ fn a_new_user_namespace_can_join_an_existing_network_namespace() {
     assert!(out.contains("100000"), "{out}");
     env.assert_clean();
 }
+
+#[test]
+fn a_time_namespace_gets_its_clock_offsets() {
+    if !can_run() {
+        return;
+    }
+    let env = Env::new("timens");
+    env.edit(|c| {
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "time"}));
+        c["linux"]["timeOffsets"] = json!({"boottime": {"secs": 864000, "nanosecs": 0}});
+        c["process"]["args"] = json!([
+            "sh",
+            "-c",
+            "cut -d. -f1 /proc/uptime; readlink /proc/self/ns/time"
+        ]);
+    });
+    let out = env.run_ok();
+    let uptime: u64 = out.lines().next().unwrap().parse().unwrap();
+    assert!(uptime >= 864000, "{out}");
+    let host_ns = std::fs::read_link("/proc/self/ns/time").unwrap();
+    assert!(!out.contains(host_ns.to_str().unwrap()), "{out}");
+    env.assert_clean();
+}
