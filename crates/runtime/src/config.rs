@@ -228,37 +228,50 @@ mod tests {
     }
 
     const BASE: &str = r#"{"ociVersion":"1.2.0","root":{"path":"rootfs"},
-        "process":{"args":["sh"],"cwd":"/","user":{"uid":0,"gid":0}},
-        "linux":{"namespaces":[{"type":"mount"},{"type":"pid"}]}"#;
+        "process":{"args":["sh"],"cwd":"/","user":{"uid":0,"gid":0}}"#;
+    const MOUNT_PID: &str = r#"{"namespaces":[{"type":"mount"},{"type":"pid"}]}"#;
+
+    /// BASE with `linux` as the linux section and `extra` top-level fields.
+    fn with(linux: &str, extra: &str) -> Spec {
+        spec(&format!(r#"{BASE},"linux":{linux}{extra}}}"#))
+    }
 
     #[test]
     fn a_minimal_spec_is_valid() {
-        assert_eq!(validate(&spec(&format!("{BASE}}}"))), Ok(()));
+        assert_eq!(validate(&with(MOUNT_PID, "")), Ok(()));
     }
 
     #[test]
     fn hostname_without_uts_is_refused() {
-        let err = validate(&spec(&format!(r#"{BASE},"hostname":"x"}}"#))).unwrap_err();
+        let err = validate(&with(MOUNT_PID, r#","hostname":"x""#)).unwrap_err();
         assert!(err.contains("uts"), "{err}");
     }
 
     #[test]
     fn sysctls_are_checked_against_namespaces() {
-        let err = validate(&spec(&format!(
-            r#"{BASE},"linux":{{"namespaces":[{{"type":"mount"}}],"sysctl":{{"net.ipv4.ip_forward":"1"}}}}}}"#
-        )))
+        let err = validate(&with(
+            r#"{"namespaces":[{"type":"mount"}],"sysctl":{"net.ipv4.ip_forward":"1"}}"#,
+            "",
+        ))
         .unwrap_err();
         assert!(err.contains("network namespace"), "{err}");
-        let err = validate(&spec(&format!(
-            r#"{BASE},"linux":{{"namespaces":[{{"type":"mount"}},{{"type":"network"}}],"sysctl":{{"vm.swappiness":"1"}}}}}}"#
-        )))
+        let err = validate(&with(
+            r#"{"namespaces":[{"type":"mount"},{"type":"network"}],"sysctl":{"vm.swappiness":"1"}}"#,
+            "",
+        ))
         .unwrap_err();
         assert!(err.contains("not namespaced"), "{err}");
-        let err = validate(&spec(&format!(
-            r#"{BASE},"linux":{{"namespaces":[{{"type":"mount"}},{{"type":"network"}}],"sysctl":{{"net/../x":"1"}}}}}}"#
-        )))
+        let err = validate(&with(
+            r#"{"namespaces":[{"type":"mount"},{"type":"network"}],"sysctl":{"net/../x":"1"}}"#,
+            "",
+        ))
         .unwrap_err();
         assert!(err.contains("invalid key"), "{err}");
+        let ok = with(
+            r#"{"namespaces":[{"type":"mount"},{"type":"network"}],"sysctl":{"net.ipv4.ip_forward":"1"}}"#,
+            "",
+        );
+        assert_eq!(validate(&ok), Ok(()));
     }
 
     #[test]
@@ -281,9 +294,10 @@ mod tests {
 
     #[test]
     fn user_namespace_needs_mappings() {
-        let err = validate(&spec(&format!(
-            r#"{BASE},"linux":{{"namespaces":[{{"type":"mount"}},{{"type":"user"}}]}}}}"#
-        )))
+        let err = validate(&with(
+            r#"{"namespaces":[{"type":"mount"},{"type":"user"}]}"#,
+            "",
+        ))
         .unwrap_err();
         assert!(err.contains("uidMappings"), "{err}");
     }
