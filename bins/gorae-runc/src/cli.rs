@@ -129,6 +129,8 @@ pub enum Command {
     },
     /// Print what this runtime supports (OCI features document).
     Features,
+    /// Run a new process in a running container.
+    Exec(crate::exec_cmd::ExecArgs),
 }
 
 /// runc (urfave/cli) takes long flags with one dash too (`-root`, `-bundle`); clap does not.
@@ -211,6 +213,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
                 print!("{}", crate::ps::table(&pids, &ps_args)?);
             }
         }
+        Command::Exec(args) => return crate::exec_cmd::run(&runtime, args),
         Command::Features => println!("{}", serde_json::to_string_pretty(&specgen::features())?),
     }
     Ok(0)

@@ -6,6 +6,7 @@
 //! library's.
 
 mod cli;
+mod exec_cmd;
 mod log;
 mod ps;
 

@@ -14,8 +14,14 @@ use crate::error::{Error, Result, SysContext};
 use crate::sync::{send_with_fd, Channel, Msg};
 use crate::sys;
 
-/// Runs in the init after the root switch.
-pub fn setup(process: &Process, console_socket: Option<&OwnedFd>, channel: &Channel) -> Result<()> {
+/// Runs in the container's process after it is in the container's root: in the init (which
+/// also mounts the slave on /dev/console) and in `exec`'s process (which does not).
+pub fn setup(
+    process: &Process,
+    console_socket: Option<&OwnedFd>,
+    channel: &Channel,
+    mount_dev_console: bool,
+) -> Result<()> {
     let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
         .ctx(|| "opening /dev/ptmx".into())?;
     nix::pty::grantpt(&master).ctx(|| "grantpt".into())?;
@@ -31,7 +37,9 @@ pub fn setup(process: &Process, console_socket: Option<&OwnedFd>, channel: &Chan
         sys::set_window_size(master.as_fd(), size.height() as u16, size.width() as u16)
             .ctx(|| "setting the console size".into())?;
     }
-    mount_console(&slave_path)?;
+    if mount_dev_console {
+        mount_console(&slave_path)?;
+    }
     match console_socket {
         Some(socket) => send_with_fd(socket.as_fd(), b"/dev/ptmx", Some(master.as_fd()))
             .ctx(|| "sending the console to --console-socket".into())?,

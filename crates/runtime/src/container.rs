@@ -391,7 +391,7 @@ fn cgroup_of(state: &ContainerState) -> Result<&Cgroup> {
         .ok_or_else(|| Error::Init(format!("container {} has no cgroup", state.id)))
 }
 
-fn wrong_state(id: &str, status: Status, action: &'static str) -> Error {
+pub(crate) fn wrong_state(id: &str, status: Status, action: &'static str) -> Error {
     Error::WrongState {
         id: id.to_string(),
         status: status.as_str(),
@@ -487,7 +487,7 @@ fn connect_console(spec: &Spec, opts: &CreateOptions, detached: bool) -> Result<
 }
 
 /// Writes the pid file atomically, as runc does (temporary file, then rename).
-fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let tmp = path.with_file_name(format!(
         ".{}.tmp",
         path.file_name()

@@ -6,7 +6,7 @@
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use nix::fcntl::{open, OFlag};
 use nix::sched::{unshare, CloneFlags};
@@ -19,7 +19,7 @@ use crate::error::{Error, Result, SysContext};
 use crate::namespaces::{self, NamespacePlan};
 use crate::rootfs::{self, RootfsPlan};
 use crate::sync::{Channel, Msg};
-use crate::{capabilities, cgroups::Cgroup, hooks, seccomp::SeccompProgram, state, sys};
+use crate::{cgroups::Cgroup, hooks, seccomp::SeccompProgram, state, sys};
 
 /// How the init learns it may exec the program.
 #[derive(Clone)]
@@ -73,6 +73,9 @@ fn setup_and_exec(ctx: &InitContext<'_>) -> Result<Never> {
     let process = spec_process(spec)?;
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
         .ctx(|| "prctl(PDEATHSIG)".into())?;
+    // Until it execs, this process is the runtime's binary: nothing in the container may open
+    // its /proc/PID/exe or ptrace it (CVE-2019-5736). exec resets this for the program.
+    nix::sys::prctl::set_dumpable(false).ctx(|| "prctl(PR_SET_DUMPABLE)".into())?;
     match ctx
         .channel
         .recv()
@@ -136,23 +139,24 @@ fn setup_and_exec(ctx: &InitContext<'_>) -> Result<Never> {
     };
     rootfs::switch_root(&ctx.bundle.rootfs, ctx.no_pivot)?;
     if process.terminal().unwrap_or(false) {
-        crate::console::setup(process, ctx.console_socket, ctx.channel)?;
+        crate::console::setup(process, ctx.console_socket, ctx.channel, true)?;
     }
     apply_sysctls(spec)?;
     rootfs::finish(spec)?;
     if !ctx.no_new_keyring {
         sys::join_new_session_keyring().ctx(|| "creating a session keyring".into())?;
     }
-    apply_rlimits(process)?;
-    let program = find_program(process)?;
+    crate::process::apply_rlimits(process)?;
+    let program = crate::process::find_program(process)?;
     let no_new_privs = process.no_new_privileges().unwrap_or(false);
     if let (Some(filter), false) = (ctx.seccomp, no_new_privs) {
         // Without no_new_privs the filter needs CAP_SYS_ADMIN: install it while we have it.
         let listener = filter.install()?;
         send_seccomp_listener(ctx, listener, host_pid)?;
     }
-    set_credentials(process)?;
-    enter_cwd(process)?;
+    crate::process::set_credentials(process)?;
+    crate::process::enter_cwd(process)?;
+    nix::sys::prctl::set_dumpable(false).ctx(|| "prctl(PR_SET_DUMPABLE)".into())?;
     nix::sys::prctl::set_pdeathsig(None).ctx(|| "prctl(PDEATHSIG)".into())?;
     sys::cloexec_from(3 + ctx.preserve_fds).ctx(|| "close_range".into())?;
     ctx.channel
@@ -267,131 +271,6 @@ fn apply_sysctls(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-fn apply_rlimits(process: &Process) -> Result<()> {
-    use nix::sys::resource::{setrlimit, Resource};
-    use oci_spec::runtime::PosixRlimitType as T;
-    for limit in process.rlimits().as_deref().unwrap_or_default() {
-        let resource = match limit.typ() {
-            T::RlimitCpu => Resource::RLIMIT_CPU,
-            T::RlimitFsize => Resource::RLIMIT_FSIZE,
-            T::RlimitData => Resource::RLIMIT_DATA,
-            T::RlimitStack => Resource::RLIMIT_STACK,
-            T::RlimitCore => Resource::RLIMIT_CORE,
-            T::RlimitRss => Resource::RLIMIT_RSS,
-            T::RlimitNproc => Resource::RLIMIT_NPROC,
-            T::RlimitNofile => Resource::RLIMIT_NOFILE,
-            T::RlimitMemlock => Resource::RLIMIT_MEMLOCK,
-            T::RlimitAs => Resource::RLIMIT_AS,
-            T::RlimitLocks => Resource::RLIMIT_LOCKS,
-            T::RlimitSigpending => Resource::RLIMIT_SIGPENDING,
-            T::RlimitMsgqueue => Resource::RLIMIT_MSGQUEUE,
-            T::RlimitNice => Resource::RLIMIT_NICE,
-            T::RlimitRtprio => Resource::RLIMIT_RTPRIO,
-            T::RlimitRttime => Resource::RLIMIT_RTTIME,
-        };
-        setrlimit(resource, limit.soft(), limit.hard()).ctx(|| {
-            format!(
-                "setrlimit {} soft {} hard {}",
-                limit.typ(),
-                limit.soft(),
-                limit.hard()
-            )
-        })?;
-    }
-    Ok(())
-}
-
-/// The program to exec: args[0] itself when it has a slash, else looked up in the
-/// container's PATH (as runc and execvp do).
-fn find_program(process: &Process) -> Result<CString> {
-    let args = process.args().as_deref().unwrap_or_default();
-    let name = args
-        .first()
-        .ok_or_else(|| Error::Init("process.args is empty".into()))?;
-    let candidates: Vec<PathBuf> = if name.contains('/') {
-        vec![PathBuf::from(name)]
-    } else {
-        let path_var = process
-            .env()
-            .as_deref()
-            .unwrap_or_default()
-            .iter()
-            .find_map(|e| e.strip_prefix("PATH="))
-            .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-        path_var
-            .split(':')
-            .filter(|d| !d.is_empty())
-            .map(|d| Path::new(d).join(name))
-            .collect()
-    };
-    for candidate in &candidates {
-        if let Ok(meta) = std::fs::metadata(candidate) {
-            use std::os::unix::fs::PermissionsExt;
-            if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
-                return CString::new(candidate.as_os_str().as_encoded_bytes()).map_err(|_| {
-                    Error::Init(format!("process.args[0] {name:?} contains a NUL byte"))
-                });
-            }
-        }
-    }
-    Err(Error::Init(format!(
-        "exec: {name:?}: executable file not found in $PATH"
-    )))
-}
-
-fn set_credentials(process: &Process) -> Result<()> {
-    let user = process.user();
-    let caps = process.capabilities().as_ref();
-    if let Some(caps) = caps {
-        capabilities::drop_bounding_set(caps)?;
-    }
-    capabilities::keep_capabilities_on_setuid(true)?;
-    let groups: Vec<Gid> = user
-        .additional_gids()
-        .as_deref()
-        .unwrap_or_default()
-        .iter()
-        .map(|g| Gid::from_raw(*g))
-        .collect();
-    // setgroups is refused in a user namespace whose setgroups file says deny; an empty list
-    // there is the only possibility anyway.
-    match nix::unistd::setgroups(&groups) {
-        Err(nix::errno::Errno::EPERM) if groups.is_empty() => {}
-        other => other.ctx(|| format!("setgroups {groups:?}"))?,
-    }
-    let (uid, gid) = (Uid::from_raw(user.uid()), Gid::from_raw(user.gid()));
-    nix::unistd::setresgid(gid, gid, gid).ctx(|| format!("setgid {gid}"))?;
-    nix::unistd::setresuid(uid, uid, uid).ctx(|| format!("setuid {uid}"))?;
-    capabilities::keep_capabilities_on_setuid(false)?;
-    if let Some(caps) = caps {
-        capabilities::apply_process_sets(caps)?;
-    }
-    if let Some(mask) = user.umask() {
-        nix::sys::stat::umask(Mode::from_bits_truncate(mask as libc::mode_t));
-    }
-    Ok(())
-}
-
-/// chdir to process.cwd as the container's user, and refuse a cwd that ends up outside the
-/// root (a leaked descriptor path such as /proc/self/fd/N: CVE-2024-21626).
-fn enter_cwd(process: &Process) -> Result<()> {
-    let cwd = process.cwd();
-    nix::unistd::chdir(cwd).ctx(|| format!("chdir to cwd {}", cwd.display()))?;
-    let now = nix::unistd::getcwd().ctx(|| "getcwd".into())?;
-    if !now.is_absolute()
-        || now
-            .as_os_str()
-            .as_encoded_bytes()
-            .starts_with(b"(unreachable)")
-    {
-        return Err(Error::Init(format!(
-            "cwd {} is outside the container root",
-            cwd.display()
-        )));
-    }
-    Ok(())
-}
-
 /// How `start` reached us, kept to report a failure after it.
 enum Started {
     Fifo(OwnedFd),
@@ -453,27 +332,7 @@ fn start_program(
             send_seccomp_listener(ctx, listener, host_pid)?;
         }
     }
-    sys::reset_signals().ctx(|| "resetting signals".into())?;
-    let to_c = |s: &String| {
-        CString::new(s.as_bytes()).map_err(|_| Error::Init(format!("{s:?} contains a NUL byte")))
-    };
-    let args: Vec<CString> = process
-        .args()
-        .as_deref()
-        .unwrap_or_default()
-        .iter()
-        .map(to_c)
-        .collect::<Result<_>>()?;
-    let env: Vec<CString> = process
-        .env()
-        .as_deref()
-        .unwrap_or_default()
-        .iter()
-        .map(to_c)
-        .collect::<Result<_>>()?;
-    let err = nix::unistd::execve(program, &args, &env).unwrap_err();
-    let _ = ctx
-        .channel
-        .send(&Msg::Error(format!("exec {program:?}: {err}")));
-    Err(Error::sys(format!("exec {program:?}"), err))
+    let err = crate::process::exec(process, program);
+    let _ = ctx.channel.send(&Msg::Error(err.to_string()));
+    Err(err)
 }

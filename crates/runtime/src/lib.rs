@@ -19,10 +19,12 @@ pub mod config;
 pub mod console;
 pub mod container;
 pub mod error;
+pub mod exec;
 pub mod foreground;
 pub mod hooks;
 pub mod init;
 pub mod namespaces;
+pub mod process;
 pub mod rootfs;
 pub mod seccomp;
 pub mod spawn;
@@ -33,4 +35,5 @@ pub mod sys;
 
 pub use container::{CreateOptions, Runtime};
 pub use error::{Error, Result};
+pub use exec::ExecOptions;
 pub use state::Status;
