@@ -169,6 +169,12 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
     if cli.global.systemd_cgroup {
         bail!("--systemd-cgroup is not supported: gorae-runc manages cgroupfs directly (give a cgroupsPath instead)");
     }
+    if matches!(
+        cli.command,
+        Command::Create(_) | Command::Run { .. } | Command::Exec(_)
+    ) {
+        gorae_runtime::sealed_exe::reexec_sealed()?;
+    }
     let runtime = Runtime::new(&cli.global.root, crate::log::warn);
     match cli.command {
         Command::Spec { bundle, rootless } => write_spec(&bundle, rootless)?,

@@ -281,6 +281,8 @@ fn setup_and_exec(child: &ExecChild<'_>) -> Result<std::convert::Infallible> {
     process::set_credentials(process)?;
     process::enter_cwd(process)?;
     nix::sys::prctl::set_dumpable(false).ctx(|| "prctl(PR_SET_DUMPABLE)".into())?;
+    // A detached process outlives the runtime.
+    nix::sys::prctl::set_pdeathsig(None).ctx(|| "prctl(PDEATHSIG)".into())?;
     sys::cloexec_from(3 + child.preserve_fds).ctx(|| "close_range".into())?;
     if no_new_privs {
         nix::sys::prctl::set_no_new_privs().ctx(|| "prctl(NO_NEW_PRIVS)".into())?;
