@@ -52,32 +52,38 @@ pub fn setup(
 }
 
 /// Bind-mounts the pty slave on /dev/console, refusing anything but a plain file or a
-/// character device there (a symlink could redirect the mount: CVE-2025-52565).
+/// character device there. The target is opened without following symlinks and checked, and
+/// the mount goes onto that very descriptor, so a symlink swapped in cannot redirect it
+/// (CVE-2025-52565).
 fn mount_console(slave_path: &str) -> Result<()> {
     let console = Path::new("/dev/console");
-    match nix::sys::stat::lstat(console) {
-        Ok(st) => {
-            let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
-            if kind != SFlag::S_IFREG && kind != SFlag::S_IFCHR {
-                return Err(Error::Init(
-                    "/dev/console is neither a file nor a device; refusing to mount over it".into(),
-                ));
-            }
-        }
-        Err(nix::errno::Errno::ENOENT) => {
-            let flags = OFlag::O_CREAT
-                | OFlag::O_EXCL
-                | OFlag::O_NOFOLLOW
-                | OFlag::O_CLOEXEC
-                | OFlag::O_WRONLY;
-            open(console, flags, Mode::from_bits_truncate(0o600))
-                .ctx(|| "creating /dev/console".into())?;
-        }
-        Err(e) => return Err(Error::sys("stat /dev/console", e)),
+    let flags = OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_WRONLY;
+    match open(
+        console,
+        flags | OFlag::O_EXCL,
+        Mode::from_bits_truncate(0o600),
+    ) {
+        Ok(_) | Err(nix::errno::Errno::EEXIST) => {}
+        Err(e) => return Err(Error::sys("creating /dev/console", e)),
     }
+    let target = open(
+        console,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "opening /dev/console".into())?;
+    let st = nix::sys::stat::fstat(target.as_fd()).ctx(|| "stat /dev/console".into())?;
+    let kind = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits());
+    if kind != SFlag::S_IFREG && kind != SFlag::S_IFCHR {
+        return Err(Error::Init(
+            "/dev/console is neither a file nor a device (a symlink?); refusing to mount over it"
+                .into(),
+        ));
+    }
+    let path = crate::rootfs::secure::fd_path(target.as_fd());
     mount(
         Some(slave_path),
-        console,
+        &path,
         None::<&str>,
         MsFlags::MS_BIND,
         None::<&str>,

@@ -109,8 +109,11 @@ fn setup_and_exec(ctx: &InitContext<'_>) -> Result<Never> {
     }
     nix::unistd::setsid().ctx(|| "setsid".into())?;
     if let Some(adj) = process.oom_score_adj() {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
-            .map_err(|e| Error::io("/proc/self/oom_score_adj", e))?;
+        let me = std::fs::read_link("/proc/self").map_err(|e| Error::io("/proc/self", e))?;
+        crate::procfs::ProcFs::open(std::path::Path::new("/proc"))?.write(
+            &format!("{}/oom_score_adj", me.display()),
+            adj.to_string().as_bytes(),
+        )?;
     }
     set_names(spec)?;
     let host_pid = std::fs::read_link("/proc/self")
@@ -263,9 +266,13 @@ fn set_names(spec: &Spec) -> Result<()> {
 
 fn apply_sysctls(spec: &Spec) -> Result<()> {
     let sysctls = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref());
-    for (key, value) in sysctls.into_iter().flatten() {
-        let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
-        std::fs::write(&path, value)
+    let Some(sysctls) = sysctls.filter(|s| !s.is_empty()) else {
+        return Ok(());
+    };
+    let proc = crate::procfs::ProcFs::open(std::path::Path::new("/proc"))?;
+    for (key, value) in sysctls {
+        let rel = format!("sys/{}", key.replace('.', "/"));
+        proc.write(&rel, value.as_bytes())
             .map_err(|e| Error::Init(format!("sysctl {key}={value}: {e}")))?;
     }
     Ok(())

@@ -25,6 +25,7 @@ pub mod hooks;
 pub mod init;
 pub mod namespaces;
 pub mod process;
+pub mod procfs;
 pub mod rootfs;
 pub mod sealed_exe;
 pub mod seccomp;
