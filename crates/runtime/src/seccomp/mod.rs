@@ -149,6 +149,19 @@ impl Abi {
     }
 }
 
+/// Every syscall name the tables know for `arch` (`SCMP_ARCH_X86_64`, `SCMP_ARCH_X86` or
+/// `SCMP_ARCH_X32`), in byte order; none for other architectures. For code that builds
+/// profiles, e.g. to check an allow-list against what [`compile`] can resolve.
+pub fn syscall_names(arch: Arch) -> impl Iterator<Item = &'static str> {
+    let table: &'static [(&'static str, u32)] = match arch {
+        Arch::ScmpArchX86_64 => syscalls::X86_64,
+        Arch::ScmpArchX86 => syscalls::I386,
+        Arch::ScmpArchX32 => syscalls::X32,
+        _ => &[],
+    };
+    table.iter().map(|(name, _)| *name)
+}
+
 /// Resolves a syscall name for an ABI (x32 numbers include `__X32_SYSCALL_BIT`).
 #[cfg(test)]
 fn syscall_number(abi: Abi, name: &str) -> Option<u32> {

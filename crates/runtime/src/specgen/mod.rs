@@ -2,7 +2,10 @@
 //! printed by `gorae-runc features`.
 //!
 //! What it is: [`default_spec`] reproduces runc's `spec` command (runc's `specconv.Example`,
-//! plus `specconv.ToRootless` for `--rootless`) with our hostname and OCI version 1.2.0;
+//! plus `specconv.ToRootless` for `--rootless`) with our hostname and OCI version 1.2.0, except
+//! that every default is the safe one: Docker's default capabilities, masked and read-only
+//! paths and seccomp profile ([`docker`], also usable on their own through
+//! [`docker_default_capabilities`] and [`docker_default_seccomp`]);
 //! [`features`] is the runtime-spec `features.md` document describing what this runtime
 //! accepts. Both are written as JSON literals, which is what a runc user compares them with,
 //! and the spec is then deserialized into oci-spec's [`Spec`] (never built with oci-spec's
@@ -18,6 +21,10 @@ use oci_spec::runtime::Spec;
 use serde_json::{json, Value};
 
 use crate::capabilities;
+
+pub mod docker;
+
+pub use docker::{docker_default_capabilities, docker_default_seccomp};
 
 /// The OCI runtime-spec version of the generated config and the newest one we accept.
 pub const OCI_VERSION: &str = "1.2.0";
@@ -78,8 +85,9 @@ pub const MOUNT_OPTIONS: &[&str] = &[
     "rsuid",
 ];
 
-/// runc's default spec: `sh` in `rootfs` (read-only), the usual mounts, namespaces, masked and
-/// read-only paths, and the three default capabilities. With `rootless`, converted like
+/// runc's default spec — `sh` in `rootfs` (read-only), the usual mounts and namespaces — with
+/// Docker's defaults for the rest: its masked and read-only paths, its capability set and its
+/// seccomp profile (see [`docker_default_seccomp`]). With `rootless`, converted like
 /// `runc spec --rootless`: a user namespace mapping container root to the caller's euid/egid,
 /// no network namespace, `/sys` bind-mounted from the host, no `uid=`/`gid=` mount options and
 /// no cgroup resources.
@@ -112,10 +120,8 @@ pub fn to_json(spec: &Spec) -> Result<Value, serde_json::Error> {
     Ok(value)
 }
 
-/// The default spec as JSON, as runc's `specconv.Example()` writes it.
+/// The default spec as JSON, laid out as runc's `specconv.Example()` writes it.
 fn default_spec_json() -> Value {
-    // Sorted by name, as runc writes them and as `to_json` orders them.
-    let default_caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
     json!({
         "ociVersion": OCI_VERSION,
         "process": {
@@ -127,11 +133,7 @@ fn default_spec_json() -> Value {
                 "TERM=xterm"
             ],
             "cwd": "/",
-            "capabilities": {
-                "bounding": default_caps,
-                "effective": default_caps,
-                "permitted": default_caps
-            },
+            "capabilities": docker::capabilities_json(),
             "rlimits": [{ "type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024 }],
             "noNewPrivileges": true
         },
@@ -174,25 +176,9 @@ fn default_spec_json() -> Value {
                 { "type": "mount" },
                 { "type": "cgroup" }
             ],
-            "maskedPaths": [
-                "/proc/acpi",
-                "/proc/asound",
-                "/proc/kcore",
-                "/proc/keys",
-                "/proc/latency_stats",
-                "/proc/timer_list",
-                "/proc/timer_stats",
-                "/proc/sched_debug",
-                "/sys/firmware",
-                "/proc/scsi"
-            ],
-            "readonlyPaths": [
-                "/proc/bus",
-                "/proc/fs",
-                "/proc/irq",
-                "/proc/sys",
-                "/proc/sysrq-trigger"
-            ]
+            "maskedPaths": docker::MASKED_PATHS,
+            "readonlyPaths": docker::READONLY_PATHS,
+            "seccomp": docker::seccomp_json()
         }
     })
 }
@@ -371,7 +357,7 @@ mod tests {
             v["process"]["capabilities"]["bounding"]
                 .as_array()
                 .map(Vec::len),
-            Some(3)
+            Some(14)
         );
         assert!(v["process"]["capabilities"].get("ambient").is_none());
         assert!(v["process"]["capabilities"].get("inheritable").is_none());
@@ -380,7 +366,7 @@ mod tests {
             namespaces(&v),
             ["pid", "network", "ipc", "uts", "mount", "cgroup"]
         );
-        assert_eq!(v["linux"]["maskedPaths"].as_array().map(Vec::len), Some(10));
+        assert_eq!(v["linux"]["maskedPaths"].as_array().map(Vec::len), Some(12));
         assert_eq!(
             v["linux"]["readonlyPaths"].as_array().map(Vec::len),
             Some(5)
