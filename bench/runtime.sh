@@ -132,6 +132,7 @@ cleanup() {
         bin=$(bin_of "$rt")
         if [[ -n $bin && -d $WORK/state/$rt ]]; then
             "$bin" --root "$WORK/state/$rt" delete --force "$ID_PREFIX-$rt" >/dev/null 2>&1
+            "$bin" --root "$WORK/state/$rt" delete --force "$ID_PREFIX-exec-$rt" >/dev/null 2>&1
         fi
     done
     # cgroups: the shared cgroupsPath and anything named after a container id.
@@ -226,7 +227,7 @@ main() {
 
     local table
     table=$(/usr/bin/python3 "$HERE/stats.py" "$raw/hyperfine.json" \
-        "$raw/paired-run.json" "$raw/paired-cycle.json" "$raw/rss.json")
+        "$raw/paired-run.json" "$raw/paired-cycle.json" "$raw/rss.json" "$raw/paired-exec.json")
     local repro="sudo bench/runtime.sh"
     [[ -n ${GORAE_RUNC:-} ]] && repro="sudo GORAE_RUNC=$GORAE_RUNC bench/runtime.sh"
     [[ $WARMUP$RUNS$ROUNDS$PAIRED_WARMUP$RSS_RUNS == 101002001030 ]] ||
@@ -242,7 +243,7 @@ main() {
         echo
         machine_notes
         echo
-        echo "Raw data: \`$(basename "$raw")/\` (hyperfine.json, paired-run.json, paired-cycle.json, rss.json)."
+        echo "Raw data: \`$(basename "$raw")/\` (hyperfine.json, paired-run.json, paired-cycle.json, paired-exec.json, rss.json)."
     } >"$md"
     if [[ -n ${SUDO_UID:-} ]]; then
         chown -R "$SUDO_UID:$SUDO_GID" "$md" "$raw" 2>/dev/null || true
@@ -295,6 +296,29 @@ inner() {
     log "paired loop: $ROUNDS rounds of create+start+delete"
     /usr/bin/python3 "$HERE/paired.py" "$ROUNDS" "$PAIRED_WARMUP" "$RAW/paired-cycle.json" \
         "gorae=$(cycle_cmd gorae)" "crun=$(cycle_cmd crun)" "runc=$(cycle_cmd runc)"
+
+    log "exec: one long-running container per runtime, its own cgroup"
+    for rt in "${RUNTIMES[@]}"; do
+        local b2=$WORK/bundle-exec-$rt
+        mkdir -p "$b2"
+        jq --arg root "$B/rootfs" --arg cg "/$ID_PREFIX-exec-$rt" \
+            '.root.path = $root | .process.args = ["sleep", "100000"] | .linux.cgroupsPath = $cg' \
+            "$B/config.json" >"$b2/config.json"
+        "${BIN[$rt]}" --root "$WORK/state/$rt" run -d --bundle "$b2" "$ID_PREFIX-exec-$rt" \
+            </dev/null >/dev/null 2>&1 || die "$rt: run -d of the exec container failed"
+    done
+    exec_cmd() { echo "${BIN[$1]} --root $WORK/state/$1 exec $ID_PREFIX-exec-$1 /bin/true"; }
+    for rt in "${RUNTIMES[@]}"; do
+        # shellcheck disable=SC2046
+        $(exec_cmd "$rt") </dev/null || die "$rt: exec failed"
+    done
+    log "paired loop: $ROUNDS rounds of exec"
+    /usr/bin/python3 "$HERE/paired.py" "$ROUNDS" "$PAIRED_WARMUP" "$RAW/paired-exec.json" \
+        "gorae=$(exec_cmd gorae)" "crun=$(exec_cmd crun)" "runc=$(exec_cmd runc)"
+    for rt in "${RUNTIMES[@]}"; do
+        "${BIN[$rt]}" --root "$WORK/state/$rt" delete --force "$ID_PREFIX-exec-$rt" >/dev/null 2>&1 ||
+            die "$rt: delete of the exec container failed"
+    done
 
     log "peak RSS: $RSS_RUNS runs each of run, interleaved"
     local i kb

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Turns the raw results of bench/runtime.sh into its Markdown table.
 
-usage: stats.py HYPERFINE.json PAIRED_RUN.json PAIRED_CYCLE.json RSS.json
+usage: stats.py HYPERFINE.json PAIRED_RUN.json PAIRED_CYCLE.json RSS.json [PAIRED_EXEC.json]
 Names in the inputs are gorae, crun, runc (hyperfine: "run gorae", "cycle crun"...).
 """
 import json
@@ -51,6 +51,9 @@ def main() -> int:
                     + [f"{mn['gorae'] / mn[o]:.2f}" for o in ("crun", "runc")])
     prow(f"`run` /bin/true — paired loop median ({len(prun['times_ns']['gorae'])} rounds)", prun)
     prow("create+start+delete — paired loop median", pcyc)
+    if len(sys.argv) > 5:
+        prow("`exec` /bin/true into a running container — paired loop median",
+             json.load(open(sys.argv[5])))
     med = {rt: statistics.median(rss[rt]) for rt in RT}
     rows.append([f"peak RSS of `run` /bin/true — median of {len(rss['gorae'])} (KB)"]
                 + [f"{med[rt]:.0f} KB" for rt in RT]
