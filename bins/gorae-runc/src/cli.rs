@@ -23,9 +23,10 @@ pub struct Cli {
 
 #[derive(Args, Debug)]
 pub struct GlobalArgs {
-    /// Directory for container state.
-    #[arg(long, global = true, default_value = gorae_runtime::state::DEFAULT_ROOT)]
-    pub root: PathBuf,
+    /// Directory for container state (default /run/gorae-runc; for non-root users
+    /// $XDG_RUNTIME_DIR/gorae-runc).
+    #[arg(long, global = true)]
+    pub root: Option<PathBuf>,
     /// Also write errors and warnings to this file.
     #[arg(long, global = true)]
     pub log: Option<PathBuf>,
@@ -175,7 +176,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
     ) {
         gorae_runtime::sealed_exe::reexec_sealed()?;
     }
-    let runtime = Runtime::new(&cli.global.root, crate::log::warn);
+    let runtime = Runtime::new(state_root(&cli.global), crate::log::warn);
     match cli.command {
         Command::Spec { bundle, rootless } => write_spec(&bundle, rootless)?,
         Command::Create(args) => runtime.create(&create_options(args))?,
@@ -223,6 +224,20 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Features => println!("{}", serde_json::to_string_pretty(&specgen::features())?),
     }
     Ok(0)
+}
+
+/// runc's rule: root uses /run/gorae-runc, anyone else their runtime dir.
+fn state_root(global: &GlobalArgs) -> PathBuf {
+    if let Some(root) = &global.root {
+        return root.clone();
+    }
+    if nix::unistd::geteuid().is_root() {
+        return PathBuf::from(gorae_runtime::state::DEFAULT_ROOT);
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("gorae-runc"),
+        _ => std::env::temp_dir().join(format!("gorae-runc-{}", nix::unistd::geteuid())),
+    }
 }
 
 fn create_options(args: CreateArgs) -> CreateOptions {

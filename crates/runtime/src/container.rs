@@ -103,10 +103,7 @@ impl Runtime {
             cgroup: None,
             pid: None,
         };
-        let cgroup = Cgroup::resolve(linux.cgroups_path().as_deref(), &opts.id)?;
-        guard.cgroup = Some(cgroup.clone());
-        cgroup.create()?;
-        cgroup.apply(&resources_with_allowed_devices(spec))?;
+        let cgroup = self.make_cgroup(spec, &opts.id, &mut guard)?;
         let fifo = self.root.exec_fifo(&opts.id);
         if use_fifo {
             nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
@@ -116,7 +113,7 @@ impl Runtime {
         let ctx = InitContext {
             id: &opts.id,
             bundle: &bundle,
-            cgroup: &cgroup,
+            cgroup: cgroup.as_ref(),
             namespaces: &namespaces,
             seccomp: seccomp.as_ref(),
             channel: &theirs,
@@ -133,7 +130,7 @@ impl Runtime {
         };
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        let pid = spawn::spawn_init(&ctx, &ours, linux, &cgroup)?;
+        let pid = spawn::spawn_init(&ctx, &ours, linux, cgroup.as_ref())?;
         drop(theirs);
         drop(console_socket);
         guard.pid = Some(pid);
@@ -152,7 +149,7 @@ impl Runtime {
                 .into_iter()
                 .collect(),
             hooks: spec.hooks().clone(),
-            cgroup: Some(cgroup),
+            cgroup,
         };
         let console = self.serve_setup(&ours, &mut state)?;
         self.root.save(&state)?;
@@ -165,6 +162,35 @@ impl Runtime {
             channel: ours,
             console,
         })
+    }
+
+    /// The container's cgroup, created and limited. An unprivileged user (rootless) whose
+    /// cgroups are not delegated runs without one, as runc does, unless the config asks for
+    /// limits, which then fail clearly.
+    fn make_cgroup(
+        &self,
+        spec: &Spec,
+        id: &str,
+        guard: &mut Cleanup<'_>,
+    ) -> Result<Option<Cgroup>> {
+        let linux = spec.linux().as_ref();
+        let cgroup = Cgroup::resolve(linux.and_then(|l| l.cgroups_path().as_deref()), id)?;
+        guard.cgroup = Some(cgroup.clone());
+        let made = cgroup
+            .create()
+            .and_then(|()| cgroup.apply(&resources_with_allowed_devices(spec)));
+        match made {
+            Ok(()) => Ok(Some(cgroup)),
+            Err(e) if !nix::unistd::geteuid().is_root() && !asks_for_limits(spec) => {
+                (self.warn)(&format!(
+                    "running without a cgroup (rootless, not delegated): {e}"
+                ));
+                let _ = cgroup.destroy();
+                guard.cgroup = None;
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Answers the init until it is ready; returns the console master when it sends one.
@@ -412,6 +438,16 @@ fn start_over_channel(channel: &Channel) -> Result<()> {
         ))),
         Err(e) => Err(Error::sys("waiting for the container to start", e)),
     }
+}
+
+/// Whether the config sets any resource limit (device rules aside).
+fn asks_for_limits(spec: &Spec) -> bool {
+    let Some(resources) = spec.linux().as_ref().and_then(|l| l.resources().clone()) else {
+        return false;
+    };
+    let mut limits = resources;
+    limits.set_devices(None);
+    limits != LinuxResources::default()
 }
 
 /// The config's device rules followed by the devices every container may use (runc's

@@ -35,7 +35,7 @@ pub enum StartSignal {
 pub struct InitContext<'a> {
     pub id: &'a str,
     pub bundle: &'a Bundle,
-    pub cgroup: &'a Cgroup,
+    pub cgroup: Option<&'a Cgroup>,
     pub namespaces: &'a NamespacePlan,
     pub seccomp: Option<&'a SeccompProgram>,
     pub channel: &'a Channel,
@@ -125,7 +125,7 @@ fn setup_and_exec(ctx: &InitContext<'_>) -> Result<Never> {
         rootfs: &ctx.bundle.rootfs,
         bundle: &ctx.bundle.dir,
         in_user_ns,
-        cgroup: Some(ctx.cgroup),
+        cgroup: ctx.cgroup,
     };
     rootfs::prepare(&plan)?;
     run_create_hooks(ctx, host_pid)?;

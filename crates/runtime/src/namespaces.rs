@@ -85,10 +85,65 @@ pub fn write_id_maps(pid: i32, linux: &Linux) -> Result<()> {
             .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
             .collect::<String>()
     };
+    if !nix::unistd::geteuid().is_root() {
+        return write_id_maps_unprivileged(pid, linux);
+    }
     for (file, body) in [
         ("uid_map", render(linux.uid_mappings())),
         ("gid_map", render(linux.gid_mappings())),
     ] {
+        let path = PathBuf::from(format!("/proc/{pid}/{file}"));
+        std::fs::write(&path, body).map_err(|e| Error::io(path, e))?;
+    }
+    Ok(())
+}
+
+/// Rootless: newuidmap/newgidmap (setuid helpers that check /etc/subuid and /etc/subgid) when
+/// installed; otherwise the kernel allows only mapping the caller's own ids, after setgroups
+/// is denied.
+fn write_id_maps_unprivileged(pid: i32, linux: &Linux) -> Result<()> {
+    let args = |maps: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| -> Vec<String> {
+        let mut out = vec![pid.to_string()];
+        for m in maps.as_deref().unwrap_or_default() {
+            out.extend([
+                m.container_id().to_string(),
+                m.host_id().to_string(),
+                m.size().to_string(),
+            ]);
+        }
+        out
+    };
+    let helpers = ["/usr/bin/newuidmap", "/usr/bin/newgidmap"];
+    if helpers.iter().all(|h| Path::new(h).exists()) {
+        for (helper, maps) in helpers
+            .iter()
+            .zip([linux.uid_mappings(), linux.gid_mappings()])
+        {
+            let out = std::process::Command::new(helper)
+                .args(args(maps))
+                .output()
+                .map_err(|e| Error::io(*helper, e))?;
+            if !out.status.success() {
+                return Err(Error::Init(format!(
+                    "{helper}: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+        }
+        return Ok(());
+    }
+    let setgroups = PathBuf::from(format!("/proc/{pid}/setgroups"));
+    std::fs::write(&setgroups, "deny").map_err(|e| Error::io(setgroups, e))?;
+    for (file, maps) in [
+        ("uid_map", linux.uid_mappings()),
+        ("gid_map", linux.gid_mappings()),
+    ] {
+        let body: String = maps
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+            .collect();
         let path = PathBuf::from(format!("/proc/{pid}/{file}"));
         std::fs::write(&path, body).map_err(|e| Error::io(path, e))?;
     }

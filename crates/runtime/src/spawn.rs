@@ -23,7 +23,7 @@ pub fn spawn_init(
     ctx: &InitContext<'_>,
     ours: &Channel,
     linux: &Linux,
-    cgroup: &Cgroup,
+    cgroup: Option<&Cgroup>,
 ) -> Result<i32> {
     let pid = if ctx.namespaces.single_clone() {
         single_clone(ctx, linux)?
@@ -31,7 +31,7 @@ pub fn spawn_init(
         through_intermediate(ctx, ours, linux)?
     };
     let go = cgroup
-        .add_process(pid)
+        .map_or(Ok(()), |c| c.add_process(pid))
         .map_err(Error::from)
         .and_then(|()| ours.send(&Msg::Go).ctx(|| "starting the init".into()));
     if let Err(e) = go {
