@@ -129,6 +129,10 @@ pub enum Command {
     },
     /// Print what this runtime supports (OCI features document).
     Features,
+    /// Change a running container's cgroup limits.
+    Update(Box<crate::update_events::UpdateArgs>),
+    /// Print a container's resource usage and OOM events.
+    Events(crate::update_events::EventsArgs),
 }
 
 /// runc (urfave/cli) takes long flags with one dash too (`-root`, `-bundle`); clap does not.
@@ -212,6 +216,8 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
             }
         }
         Command::Features => println!("{}", serde_json::to_string_pretty(&specgen::features())?),
+        Command::Update(args) => crate::update_events::update(&runtime, args)?,
+        Command::Events(args) => crate::update_events::events(&runtime, args)?,
     }
     Ok(0)
 }

@@ -8,6 +8,7 @@
 mod cli;
 mod log;
 mod ps;
+mod update_events;
 
 use std::process::ExitCode;
 
