@@ -132,6 +132,10 @@ pub enum Command {
     Features,
     /// Run a new process in a running container.
     Exec(crate::exec_cmd::ExecArgs),
+    /// Change a running container's cgroup limits.
+    Update(Box<crate::update_events::UpdateArgs>),
+    /// Print a container's resource usage and OOM events.
+    Events(crate::update_events::EventsArgs),
 }
 
 /// runc (urfave/cli) takes long flags with one dash too (`-root`, `-bundle`); clap does not.
@@ -222,6 +226,8 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         }
         Command::Exec(args) => return crate::exec_cmd::run(&runtime, args),
         Command::Features => println!("{}", serde_json::to_string_pretty(&specgen::features())?),
+        Command::Update(args) => crate::update_events::update(&runtime, args)?,
+        Command::Events(args) => crate::update_events::events(&runtime, args)?,
     }
     Ok(0)
 }

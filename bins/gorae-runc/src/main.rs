@@ -9,6 +9,7 @@ mod cli;
 mod exec_cmd;
 mod log;
 mod ps;
+mod update_events;
 
 use std::process::ExitCode;
 

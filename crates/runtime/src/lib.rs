@@ -19,6 +19,7 @@ pub mod config;
 pub mod console;
 pub mod container;
 pub mod error;
+pub mod events;
 pub mod exec;
 pub mod foreground;
 pub mod hooks;
@@ -34,6 +35,7 @@ pub mod specgen;
 pub mod state;
 pub mod sync;
 pub mod sys;
+pub mod update;
 
 pub use container::{CreateOptions, Runtime};
 pub use error::{Error, Result};

@@ -22,11 +22,17 @@
 mod bpf;
 mod devices;
 mod layout;
+mod oom;
 mod resources;
+mod stats;
 #[cfg(test)]
 mod tests;
 
 pub use layout::{Layout, LayoutKind, Mount};
+pub use oom::{OomCheck, OomWatcher};
+pub use stats::{
+    Blkio, BlkioEntry, Cpu, CpuUsage, Hugetlb, Memory, MemoryEntry, Pids, Stats, Throttling,
+};
 
 use oci_spec::runtime::LinuxResources;
 use serde::{Deserialize, Serialize};
@@ -322,6 +328,33 @@ impl Cgroup {
         }
         if let Some((dir, rules)) = &plan.bpf_devices {
             apply_device_prog(dir, rules)?;
+        }
+        Ok(())
+    }
+
+    /// Changes the limits of an existing cgroup (`update`): only the fields set in
+    /// `resources` are written; device rules are not taken (they need the whole list, as at
+    /// create). Everything is validated first; when the kernel then refuses a write, the
+    /// single-value files already written get their previous values back.
+    pub fn update(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
+        let mut resources = resources.clone();
+        resources.set_devices(None);
+        let plan = resources::plan(self, &resources)?;
+        let mut done: Vec<(&resources::Write, Option<String>)> = Vec::new();
+        for w in &plan.writes {
+            let old = std::fs::read_to_string(&w.path)
+                .ok()
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty() && !t.contains('\n'));
+            if let Err(e) = write_file(&w.controller, &w.path, &w.value) {
+                for (w, old) in done.iter().rev() {
+                    if let Some(old) = old {
+                        let _ = write_file(&w.controller, &w.path, old);
+                    }
+                }
+                return Err(e);
+            }
+            done.push((w, old));
         }
         Ok(())
     }

@@ -121,6 +121,24 @@ fn max_or(n: i64) -> String {
     }
 }
 
+/// v1 limits at or above this are the kernel's "unlimited" (PAGE_COUNTER_MAX pages).
+fn unlimited(bytes: u64) -> bool {
+    bytes >= 1 << 62
+}
+
+/// The current v1 memory limit and memory+swap limit, when both files have a number.
+fn v1_current(d: &Path) -> Option<(u64, u64)> {
+    let num = |f: &str| {
+        read_file(&d.join(f))
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+    };
+    Some((
+        num("memory.limit_in_bytes")?,
+        num("memory.memsw.limit_in_bytes")?,
+    ))
+}
+
 struct Planner<'a> {
     cg: &'a Cgroup,
     plan: Plan,
@@ -258,8 +276,46 @@ impl<'a> Planner<'a> {
                             sw_w(self, s)?;
                         }
                     }
-                    (Some(l), None) => lim_w(self, l)?,
-                    (None, Some(s)) => sw_w(self, s)?,
+                    (Some(l), None) => {
+                        // The limit must stay <= memsw. Where memsw equals the current limit
+                        // (a container without swap) it moves with the limit, in the order
+                        // the kernel takes; a limit above a different memsw is refused.
+                        match v1_current(d) {
+                            Some((cur, memsw)) if l > 0 && memsw == cur && !unlimited(cur) => {
+                                if cur < l as u64 {
+                                    sw_w(self, l)?;
+                                    lim_w(self, l)?;
+                                } else {
+                                    lim_w(self, l)?;
+                                    sw_w(self, l)?;
+                                }
+                            }
+                            Some((_, memsw)) if l > 0 && !unlimited(memsw) && l as u64 > memsw => {
+                                return Err(invalid(
+                                    "memory.limit",
+                                    l,
+                                    &format!(
+                                        "above the current memory+swap limit {memsw}; set memory.swap too"
+                                    ),
+                                ));
+                            }
+                            _ => lim_w(self, l)?,
+                        }
+                    }
+                    (None, Some(s)) => {
+                        if let Some((cur, _)) = v1_current(d) {
+                            if s > 0 && (s as u64) < cur {
+                                return Err(invalid(
+                                    "memory.swap",
+                                    s,
+                                    &format!(
+                                        "memory+swap must be >= the current memory limit {cur}"
+                                    ),
+                                ));
+                            }
+                        }
+                        sw_w(self, s)?
+                    }
                     (None, None) => {}
                 }
                 if let Some(v) = reservation {

@@ -806,3 +806,325 @@ fn device_program_last_match_wins() {
     assert_eq!(r[1].v1_line(), "c 136:* rw");
     assert_eq!(r[0].v1_line(), "a *:* rwm");
 }
+
+// ---- update: partial writes, v1 memory order, rollback ----
+
+fn write_all(dir: &Path, files: &[(&str, &str)]) {
+    for (f, v) in files {
+        fs::write(dir.join(f), format!("{v}\n")).unwrap();
+    }
+}
+
+#[test]
+fn update_writes_only_the_given_fields() {
+    let f = fake(LayoutKind::V1);
+    let cg = fake_v1_container(&f);
+    let mem = f.root.join("memory/gorae/c1");
+    let cpu = f.root.join("cpu,cpuacct/gorae/c1");
+    let pids = f.root.join("pids/gorae/c1");
+    write_all(
+        &mem,
+        &[
+            ("memory.limit_in_bytes", "16777216"),
+            ("memory.memsw.limit_in_bytes", "33554432"),
+            ("memory.soft_limit_in_bytes", "1000"),
+        ],
+    );
+    write_all(
+        &cpu,
+        &[("cpu.shares", "512"), ("cpu.cfs_quota_us", "20000")],
+    );
+    write_all(&pids, &[("pids.max", "100")]);
+    cg.update(&res(r#"{"pids": {"limit": 7}}"#)).unwrap();
+    assert_eq!(rd(&pids.join("pids.max")), "7");
+    assert_eq!(rd(&mem.join("memory.limit_in_bytes")), "16777216\n");
+    assert_eq!(rd(&mem.join("memory.soft_limit_in_bytes")), "1000\n");
+    assert_eq!(rd(&cpu.join("cpu.shares")), "512\n");
+    assert_eq!(rd(&cpu.join("cpu.cfs_quota_us")), "20000\n");
+    // a limit below memsw: only the limit
+    cg.update(&res(r#"{"memory": {"limit": 25165824}}"#))
+        .unwrap();
+    assert_eq!(rd(&mem.join("memory.limit_in_bytes")), "25165824");
+    assert_eq!(rd(&mem.join("memory.memsw.limit_in_bytes")), "33554432\n");
+    // above a different memsw: refused, nothing written
+    let e = cg
+        .update(&res(
+            r#"{"memory": {"limit": 67108864}, "pids": {"limit": 9}}"#,
+        ))
+        .unwrap_err();
+    assert!(e.to_string().contains("memory+swap"), "{e}");
+    assert_eq!(rd(&mem.join("memory.limit_in_bytes")), "25165824");
+    assert_eq!(rd(&pids.join("pids.max")), "7");
+    // swap alone below the current limit: refused
+    assert!(cg.update(&res(r#"{"memory": {"swap": 1048576}}"#)).is_err());
+    // devices are not taken by update (the whole list is needed)
+    fs::write(mem.join("../../devices/gorae/c1/devices.deny"), "").ok();
+    cg.update(&res(
+        r#"{"devices": [{"allow": false, "access": "rwm"}], "pids": {"limit": 8}}"#,
+    ))
+    .unwrap();
+    assert_eq!(rd(&f.root.join("devices/gorae/c1/devices.deny")), "");
+}
+
+#[test]
+fn v1_limit_alone_moves_an_equal_memsw_in_kernel_order() {
+    let f = fake(LayoutKind::V1);
+    let cg = fake_v1_container(&f);
+    let mem = f.root.join("memory/gorae/c1");
+    write_all(
+        &mem,
+        &[
+            ("memory.limit_in_bytes", "16777216"),
+            ("memory.memsw.limit_in_bytes", "16777216"),
+        ],
+    );
+    let order = |json: &str| -> Vec<String> {
+        plan(&cg, &res(json))
+            .unwrap()
+            .writes
+            .iter()
+            .map(|w| {
+                format!(
+                    "{}={}",
+                    w.path.file_name().unwrap().to_string_lossy(),
+                    w.value
+                )
+            })
+            .collect()
+    };
+    // raising: memsw first
+    assert_eq!(
+        order(r#"{"memory": {"limit": 67108864}}"#),
+        [
+            "memory.memsw.limit_in_bytes=67108864",
+            "memory.limit_in_bytes=67108864"
+        ]
+    );
+    // lowering: limit first
+    assert_eq!(
+        order(r#"{"memory": {"limit": 8388608}}"#),
+        [
+            "memory.limit_in_bytes=8388608",
+            "memory.memsw.limit_in_bytes=8388608"
+        ]
+    );
+    // unlimited: memsw first, both -1
+    assert_eq!(
+        order(r#"{"memory": {"limit": -1}}"#),
+        ["memory.memsw.limit_in_bytes=-1", "memory.limit_in_bytes=-1"]
+    );
+    // an unlimited memsw (a fresh cgroup) is left alone
+    write_all(
+        &mem,
+        &[
+            ("memory.limit_in_bytes", "9223372036854771712"),
+            ("memory.memsw.limit_in_bytes", "9223372036854771712"),
+        ],
+    );
+    assert_eq!(
+        order(r#"{"memory": {"limit": 8388608}}"#),
+        ["memory.limit_in_bytes=8388608"]
+    );
+}
+
+#[test]
+fn update_puts_old_values_back_when_the_kernel_refuses_a_write() {
+    let f = fake(LayoutKind::V1);
+    let cg = fake_v1_container(&f);
+    let mem = f.root.join("memory/gorae/c1");
+    let pids = f.root.join("pids/gorae/c1");
+    write_all(&mem, &[("memory.soft_limit_in_bytes", "1000")]);
+    write_all(&pids, &[("pids.max", "100")]);
+    // memory is planned before pids: make the pids write fail (a directory cannot be
+    // opened for writing) after the reservation was written.
+    fs::remove_file(pids.join("pids.max")).unwrap();
+    fs::create_dir(pids.join("pids.max")).unwrap();
+    let e = cg
+        .update(&res(
+            r#"{"memory": {"reservation": 2000}, "pids": {"limit": 5}}"#,
+        ))
+        .unwrap_err();
+    assert!(matches!(e, CgroupError::Write { .. }), "{e}");
+    assert_eq!(rd(&mem.join("memory.soft_limit_in_bytes")), "1000");
+}
+
+// ---- stats ----
+
+#[test]
+fn stats_from_a_fake_v1_tree() {
+    let f = fake(LayoutKind::V1);
+    let cg = fake_v1_container(&f);
+    let cpu = f.root.join("cpu,cpuacct/gorae/c1");
+    write_all(
+        &cpu,
+        &[
+            ("cpuacct.usage", "123456789"),
+            ("cpuacct.usage_percpu", "100000000 23456789 "),
+            ("cpuacct.stat", "user 5\nsystem 7"),
+            (
+                "cpu.stat",
+                "nr_periods 10\nnr_throttled 3\nthrottled_time 999",
+            ),
+        ],
+    );
+    let mem = f.root.join("memory/gorae/c1");
+    write_all(
+        &mem,
+        &[
+            ("memory.stat", "cache 4096\nrss 8192\ntotal_rss 8192\nbogus"),
+            ("memory.usage_in_bytes", "12288"),
+            ("memory.max_usage_in_bytes", "20000"),
+            ("memory.limit_in_bytes", "16777216"),
+            ("memory.failcnt", "2"),
+            ("memory.memsw.usage_in_bytes", "13000"),
+            ("memory.memsw.limit_in_bytes", "33554432"),
+            ("memory.kmem.usage_in_bytes", "not a number"),
+        ],
+    );
+    let pids = f.root.join("pids/gorae/c1");
+    write_all(&pids, &[("pids.current", "3"), ("pids.max", "max")]);
+    let blk = f.root.join("blkio/gorae/c1");
+    write_all(
+        &blk,
+        &[
+            ("blkio.io_service_bytes_recursive", ""),
+            (
+                "blkio.throttle.io_service_bytes_recursive",
+                "8:0 Read 4096\n8:0 Write 512\nTotal 4608",
+            ),
+            (
+                "blkio.throttle.io_serviced_recursive",
+                "8:0 Read 1\n8:0 Write 1\nTotal 2",
+            ),
+        ],
+    );
+    let huge = f.root.join("hugetlb/gorae/c1");
+    write_all(
+        &huge,
+        &[
+            ("hugetlb.2MB.usage_in_bytes", "2097152"),
+            ("hugetlb.2MB.max_usage_in_bytes", "4194304"),
+            ("hugetlb.2MB.failcnt", "1"),
+        ],
+    );
+    let s = cg.stats().unwrap();
+    assert_eq!(s.cpu.usage.total, 123456789);
+    assert_eq!(s.cpu.usage.percpu, [100000000, 23456789]);
+    assert_eq!(s.cpu.usage.user, 50_000_000);
+    assert_eq!(s.cpu.usage.kernel, 70_000_000);
+    assert_eq!(s.cpu.throttling.throttled_periods, 3);
+    assert_eq!(s.cpu.throttling.throttled_time, 999);
+    assert_eq!(s.memory.cache, 4096);
+    assert_eq!(s.memory.raw.get("rss"), Some(&8192));
+    assert!(!s.memory.raw.contains_key("bogus"));
+    assert_eq!(
+        (
+            s.memory.usage.usage,
+            s.memory.usage.max,
+            s.memory.usage.limit
+        ),
+        (12288, 20000, 16777216)
+    );
+    assert_eq!(s.memory.usage.failcnt, 2);
+    assert_eq!(
+        (s.memory.swap.usage, s.memory.swap.limit),
+        (13000, 33554432)
+    );
+    assert_eq!(s.memory.kernel.usage, 0);
+    assert_eq!((s.pids.current, s.pids.limit), (3, 0));
+    assert_eq!(s.blkio.io_service_bytes_recursive.len(), 2);
+    assert_eq!(s.blkio.io_service_bytes_recursive[0].value, 4096);
+    assert_eq!(s.blkio.io_serviced_recursive.len(), 2);
+    let h = &s.hugetlb["2MB"];
+    assert_eq!((h.usage, h.max, h.failcnt), (2097152, 4194304, 1));
+    let v = serde_json::to_value(&s).unwrap();
+    assert_eq!(v["memory"]["usage"]["usage"], 12288);
+    assert_eq!(v["cpu"]["throttling"]["throttledPeriods"], 3);
+    assert_eq!(v["blkio"]["ioServiceBytesRecursive"][1]["op"], "Write");
+    // the cgroup is gone: an error, not zeros
+    fs::remove_dir_all(&mem).unwrap();
+    assert!(cg.stats().is_err());
+}
+
+#[test]
+fn stats_from_a_fake_v2_tree() {
+    let f = fake(LayoutKind::V2);
+    let cg = Cgroup::resolve_in(&f.layout, Some(Path::new("/pod/ctr")), "x").unwrap();
+    cg.create().unwrap();
+    let d = f.root.join("unified/pod/ctr");
+    write_all(
+        &d,
+        &[
+            (
+                "cpu.stat",
+                "usage_usec 2000\nuser_usec 1500\nsystem_usec 500\nnr_periods 4\nnr_throttled 1\nthrottled_usec 30",
+            ),
+            ("memory.current", "1048576"),
+            ("memory.max", "16777216"),
+            ("memory.peak", "2097152"),
+            ("memory.stat", "anon 524288\nfile 262144"),
+            (
+                "memory.events",
+                "low 0\nhigh 0\nmax 5\noom 1\noom_kill 1\noom_group_kill 0",
+            ),
+            ("memory.swap.current", "4096"),
+            ("memory.swap.max", "max"),
+            ("pids.current", "2"),
+            ("pids.max", "10"),
+            ("io.stat", "8:0 rbytes=100 wbytes=200 rios=1 wios=2 dbytes=0 dios=0"),
+            ("hugetlb.2MB.current", "2097152"),
+            ("hugetlb.2MB.max", "max"),
+            ("hugetlb.2MB.events", "max 4"),
+        ],
+    );
+    let s = cg.stats().unwrap();
+    assert_eq!(s.cpu.usage.total, 2_000_000);
+    assert_eq!((s.cpu.usage.user, s.cpu.usage.kernel), (1_500_000, 500_000));
+    assert_eq!(s.cpu.throttling.periods, 4);
+    assert_eq!(s.cpu.throttling.throttled_time, 30_000);
+    assert_eq!(s.memory.cache, 262144);
+    assert_eq!(
+        (
+            s.memory.usage.usage,
+            s.memory.usage.limit,
+            s.memory.usage.max
+        ),
+        (1048576, 16777216, 2097152)
+    );
+    assert_eq!(s.memory.usage.failcnt, 5);
+    assert_eq!(s.memory.swap.usage, 1048576 + 4096);
+    assert_eq!(s.memory.swap.limit, u64::MAX);
+    assert_eq!((s.pids.current, s.pids.limit), (2, 10));
+    assert_eq!(s.blkio.io_service_bytes_recursive.len(), 3);
+    assert_eq!(s.blkio.io_service_bytes_recursive[0].op, "Read");
+    assert_eq!(s.blkio.io_service_bytes_recursive[0].value, 100);
+    assert_eq!(
+        (s.hugetlb["2MB"].usage, s.hugetlb["2MB"].failcnt),
+        (2097152, 4)
+    );
+}
+
+#[test]
+fn v2_oom_watcher_reports_a_rising_oom_kill_count() {
+    let f = fake(LayoutKind::V2);
+    let cg = Cgroup::resolve_in(&f.layout, Some(Path::new("/pod/ctr")), "x").unwrap();
+    cg.create().unwrap();
+    let events = f.root.join("unified/pod/ctr/memory.events");
+    fs::write(&events, "max 0\noom 0\noom_kill 2\n").unwrap();
+    let mut w = cg.oom_watcher().unwrap();
+    let readable = |w: &OomWatcher| {
+        let mut fds = [nix::poll::PollFd::new(w.fd(), nix::poll::PollFlags::POLLIN)];
+        nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(1000u16)).unwrap() > 0
+    };
+    assert_eq!(w.check().unwrap(), OomCheck::Quiet);
+    // a write that does not raise oom_kill wakes the poll but is no OOM
+    fs::write(&events, "max 3\noom 0\noom_kill 2\n").unwrap();
+    assert!(readable(&w));
+    assert_eq!(w.check().unwrap(), OomCheck::Quiet);
+    fs::write(&events, "max 4\noom 1\noom_kill 3\n").unwrap();
+    assert!(readable(&w));
+    assert_eq!(w.check().unwrap(), OomCheck::Oom);
+    assert_eq!(w.check().unwrap(), OomCheck::Quiet);
+    fs::remove_file(&events).unwrap();
+    assert_eq!(w.check().unwrap(), OomCheck::Gone);
+}
