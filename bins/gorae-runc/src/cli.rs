@@ -178,7 +178,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         cli.command,
         Command::Create(_) | Command::Run { .. } | Command::Exec(_)
     ) {
-        gorae_runtime::sealed_exe::reexec_sealed()?;
+        gorae_runtime::sealed_exe::protect_exe()?;
     }
     let runtime = Runtime::new(state_root(&cli.global), crate::log::warn);
     match cli.command {
