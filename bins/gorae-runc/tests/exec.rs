@@ -9,15 +9,7 @@ use support::{can_run, stderr, stdout, Env};
 fn running(name: &str) -> Env {
     let env = Env::new(name);
     env.edit(|c| c["hostname"] = json!("exec-host"));
-    env.set_args(&["sleep", "1000"]);
-    let out = env.runc(&[
-        "run",
-        "-d",
-        "--bundle",
-        env.bundle().to_str().unwrap(),
-        &env.id,
-    ]);
-    assert!(out.status.success(), "run -d: {}", stderr(&out));
+    env.run_detached(&["sleep", "1000"]);
     env
 }
 
@@ -187,11 +179,7 @@ fn exec_refuses_bad_input() {
         &env.id,
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while env.status() != "stopped" {
-        assert!(std::time::Instant::now() < deadline);
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    env.wait_for_status("stopped");
     let stopped = env.runc(&["exec", &env.id, "true"]);
     assert!(!stopped.status.success());
     assert!(stderr(&stopped).contains("stopped"), "{}", stderr(&stopped));

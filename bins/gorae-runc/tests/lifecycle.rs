@@ -7,14 +7,6 @@ use std::time::{Duration, Instant};
 
 use support::{can_run, stderr, stdout, Env, Layout};
 
-fn wait_for_status(env: &Env, want: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while env.status() != want {
-        assert!(Instant::now() < deadline, "container never became {want}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn create_start_kill_delete() {
     if !can_run() {
@@ -76,7 +68,7 @@ fn create_start_kill_delete() {
     );
 
     assert!(env.runc(&["kill", &env.id, "KILL"]).status.success());
-    wait_for_status(&env, "stopped");
+    env.wait_for_status("stopped");
     assert_eq!(env.state()["pid"], 0);
     let kill_stopped = env.runc(&["kill", &env.id]);
     assert!(!kill_stopped.status.success());
@@ -150,7 +142,7 @@ fn run_detach_then_kill_all_and_force_delete() {
         .runc(&["kill", "--all", &env.id, "TERM"])
         .status
         .success());
-    wait_for_status(&env, "stopped");
+    env.wait_for_status("stopped");
     assert!(env.runc(&["delete", &env.id]).status.success());
     env.assert_clean();
 

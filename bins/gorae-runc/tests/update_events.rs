@@ -14,15 +14,7 @@ use support::{can_run, stderr, stdout, Env, Layout};
 
 /// A container started detached with `args`; fails the test when it does not start.
 fn start(env: &Env, args: &[&str]) {
-    env.set_args(args);
-    let out = env.runc(&[
-        "run",
-        "-d",
-        "--bundle",
-        env.bundle().to_str().unwrap(),
-        &env.id,
-    ]);
-    assert!(out.status.success(), "run -d failed: {}", stderr(&out));
+    env.run_detached(args);
 }
 
 /// The container's cgroup directory in the v1 hierarchy mounted at /sys/fs/cgroup/<name>.

@@ -266,3 +266,35 @@ fn walk(dir: &Path, name: &str, depth: u32, found: &mut Vec<PathBuf>) {
         }
     }
 }
+
+impl Env {
+    /// `run --detach` of `args`, which must succeed.
+    pub fn run_detached(&self, args: &[&str]) {
+        self.set_args(args);
+        let bundle = self.bundle();
+        let out = self.runc(&[
+            "run",
+            "--detach",
+            "--bundle",
+            bundle.to_str().unwrap(),
+            &self.id,
+        ]);
+        assert!(
+            out.status.success(),
+            "run --detach failed: {}",
+            stderr(&out)
+        );
+    }
+
+    /// Polls `state` until the container's status is `want`; fails after 10 s.
+    pub fn wait_for_status(&self, want: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.status() != want {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "container never became {want}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
