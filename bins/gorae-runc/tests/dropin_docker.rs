@@ -329,7 +329,7 @@ fn docker_run_rm_echo_exit_code_and_limits() {
         IMAGE,
         "sh",
         "-c",
-        "tty; echo term-ok",
+        "tty; echo term-ok; sleep 0.5",
     ]);
     assert!(r.ok(), "{r:?}");
     assert!(
@@ -387,7 +387,14 @@ fn docker_detached_exec_pause_stop_rm() {
         "id; pwd",
     ]);
     assert_eq!(out, "uid=1000 gid=1000 groups=1000\n/tmp\n");
-    let r = d.on_pty(&["exec", "-it", "c1", "sh", "-c", "tty; echo exec-term-ok"]);
+    let r = d.on_pty(&[
+        "exec",
+        "-it",
+        "c1",
+        "sh",
+        "-c",
+        "tty; echo exec-term-ok; sleep 0.5",
+    ]);
     assert!(r.ok(), "{r:?}");
     assert!(
         r.stdout.contains("/dev/pts/") && r.stdout.contains("exec-term-ok"),
