@@ -4,10 +4,24 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 need=()
-for pkg in busybox-static runc crun hyperfine jq time iproute2 procps; do
+# podman (with conmon), docker.io (dockerd, containerd, containerd-shim-runc-v2) and script
+# (bsdutils) are for the drop-in tests, which start their own daemons on private sockets.
+for pkg in busybox-static runc crun hyperfine jq time iproute2 procps \
+    podman conmon docker.io containerd bsdutils tar; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then
     apt-get update -qq
-    apt-get install -y -qq "${need[@]}" >/dev/null
+    # Don't let the packages start docker/containerd services: the tests start their own.
+    policy=/usr/sbin/policy-rc.d
+    added_policy=false
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy"
+        chmod +x "$policy"
+        added_policy=true
+    fi
+    status=0
+    apt-get install -y -qq "${need[@]}" >/dev/null || status=$?
+    if $added_policy; then rm -f "$policy"; fi
+    ((status == 0)) || exit "$status"
 fi

@@ -108,6 +108,12 @@ impl Runtime {
         if use_fifo {
             nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
                 .ctx(|| format!("mkfifo {}", fifo.display()))?;
+            // mkfifo's mode is cut by the umask (0622 & !022 = 0600), and the init opens the
+            // FIFO for writing after it has become process.user: a non-root user without
+            // CAP_DAC_OVERRIDE (docker run -u 1000) must still be let in, as runc does.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&fifo, std::fs::Permissions::from_mode(0o622))
+                .map_err(|e| Error::io(&fifo, e))?;
         }
         let (ours, theirs) = Channel::pair().ctx(|| "socketpair".into())?;
         let ctx = InitContext {

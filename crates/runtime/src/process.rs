@@ -86,7 +86,16 @@ pub fn find_program(process: &Process) -> Result<CString> {
 
 pub fn set_credentials(process: &Process) -> Result<()> {
     let user = process.user();
-    let caps = process.capabilities().as_ref();
+    // As runc: a capability set the config leaves out is empty, the bounding set too. Keeping
+    // the whole bounding set would let a root process regain every capability at execve
+    // (docker run --cap-drop ALL sends "capabilities": {}).
+    let caps = process.capabilities().clone().map(|mut caps| {
+        if caps.bounding().is_none() {
+            caps.set_bounding(Some(Default::default()));
+        }
+        caps
+    });
+    let caps = caps.as_ref();
     if let Some(caps) = caps {
         capabilities::drop_bounding_set(caps)?;
     }
