@@ -401,6 +401,23 @@ fn docker_detached_exec_pause_stop_rm() {
         "{r:?}"
     );
 
+    // docker update goes through `runc update --resources -`.
+    d.ok(&[
+        "update",
+        "--memory=96m",
+        "--memory-swap=-1",
+        "--pids-limit=50",
+        "c1",
+    ]);
+    let limits = d.ok(&[
+        "exec",
+        "c1",
+        "cat",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+        "/sys/fs/cgroup/pids/pids.max",
+    ]);
+    assert_eq!(limits, format!("{}\n50\n", 96 << 20), "{limits}");
+
     d.ok(&["pause", "c1"]);
     assert_eq!(d.inspect("c1", "{{.State.Status}}"), "paused");
     d.ok(&["unpause", "c1"]);
