@@ -24,7 +24,8 @@
 #
 # Knobs (environment): GORAE_RUNC (skip the build), WARMUP (10), RUNS (100),
 # ROUNDS (200, paired loop), PAIRED_WARMUP (10), RSS_RUNS (30),
-# RESULTS_DIR (bench/results).
+# RESULTS_DIR (bench/results), SECCOMP (1: keep the seccomp profile `gorae-runc spec`
+# writes, Docker's default; 0: drop it, as the config of the first measurements had none).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -90,11 +91,12 @@ make_bundle() {
     # specified"); 1.0.2 is what runc 1.1 itself writes, and the fields used
     # here are the same.  cgroupsPath: set explicitly so all three create the
     # same cgroup (each runtime's default placement differs).
-    jq --arg cg "/$CG_NAME" '
+    jq --arg cg "/$CG_NAME" --arg seccomp "${SECCOMP:-1}" '
         .ociVersion = "1.0.2"
         | .process.terminal = false
         | .process.args = ["/bin/true"]
-        | .linux.cgroupsPath = $cg' \
+        | .linux.cgroupsPath = $cg
+        | if $seccomp == "0" then del(.linux.seccomp) else . end' \
         "$b/config.json" >"$b/config.json.new"
     mv "$b/config.json.new" "$b/config.json"
     local ns
@@ -181,6 +183,7 @@ machine_notes() {
     echo "- Kernel: $(uname -r); CPU: ${cpu:-unknown}, $(nproc) cores online; memory $(awk '/MemTotal/ { printf "%.0f GiB", $2/1048576 }' /proc/meminfo)"
     echo "- cgroups: $cg"
     echo "- gorae-runc: $GORAE_DESC"
+    echo "- seccomp in config.json: $([[ ${SECCOMP:-1} == 0 ]] && echo "none (SECCOMP=0)" || echo "Docker's default profile, as \`gorae-runc spec\` writes it")"
     echo "- crun: $(crun --version | head -1); runc: $(runc --version | head -1); hyperfine: $(hyperfine --version)"
 }
 
