@@ -346,12 +346,12 @@ fn podman_run_as_non_root_user() {
     );
 }
 
-/// Known gap: with a user namespace, podman's bind-mount sources live under its storage root
-/// (0700), which the container's root (a host uid like 100000) cannot traverse. runc opens the
-/// sources from the host's user namespace (its "mount sources" fds); gorae-runc mounts them
-/// by path from inside and fails with "…/userdata/hosts: Permission denied (os error 13)".
+/// Known gap: with a user namespace, gorae-runc now opens podman's bind-mount sources from the
+/// host side (open_tree, attached inside with move_mount), but still fails creating the mount
+/// point (/etc/hosts) in a `--rootfs` owned by host root, from inside the user namespace:
+/// "creating mount point /etc/hosts: EACCES". runc passes.
 #[test]
-#[ignore = "gorae-runc does not yet open bind-mount sources outside the user namespace"]
+#[ignore = "gorae-runc creates mount points from inside the user namespace"]
 fn podman_run_with_uidmap() {
     if !can_run() {
         return;

@@ -96,6 +96,13 @@ impl Runtime {
         let seccomp = linux.seccomp().as_ref().map(seccomp::compile).transpose()?;
         let namespaces = NamespacePlan::from_spec(spec);
         let console_socket = connect_console(spec, opts, use_fifo)?;
+        let bind_sources = crate::rootfs::open_bind_sources(
+            spec,
+            &bundle.dir,
+            // open_tree needs CAP_SYS_ADMIN: rootless callers bind by path.
+            namespaces.creates(oci_spec::runtime::LinuxNamespaceType::User)
+                && nix::unistd::geteuid().is_root(),
+        )?;
         self.root.claim(&opts.id)?;
         let mut guard = Cleanup {
             root: &self.root,
@@ -120,6 +127,7 @@ impl Runtime {
             id: &opts.id,
             bundle: &bundle,
             cgroup: cgroup.as_ref(),
+            bind_sources: &bind_sources,
             namespaces: &namespaces,
             seccomp: seccomp.as_ref(),
             channel: &theirs,

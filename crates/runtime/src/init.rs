@@ -36,6 +36,8 @@ pub struct InitContext<'a> {
     pub id: &'a str,
     pub bundle: &'a Bundle,
     pub cgroup: Option<&'a Cgroup>,
+    /// Bind mount sources opened by the runtime (see `rootfs::open_bind_sources`).
+    pub bind_sources: &'a [Option<OwnedFd>],
     pub namespaces: &'a NamespacePlan,
     pub seccomp: Option<&'a SeccompProgram>,
     pub channel: &'a Channel,
@@ -126,6 +128,7 @@ fn setup_and_exec(ctx: &InitContext<'_>) -> Result<Never> {
         bundle: &ctx.bundle.dir,
         in_user_ns,
         cgroup: ctx.cgroup,
+        bind_sources: ctx.bind_sources,
     };
     rootfs::prepare(&plan)?;
     run_create_hooks(ctx, host_pid)?;

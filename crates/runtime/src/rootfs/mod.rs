@@ -9,7 +9,7 @@ pub mod devices;
 pub mod options;
 pub mod secure;
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -30,6 +30,52 @@ pub struct RootfsPlan<'a> {
     /// Inside a new user namespace: devices are bind-mounted, not created.
     pub in_user_ns: bool,
     pub cgroup: Option<&'a Cgroup>,
+    /// The bind mounts' sources, opened by the runtime before the clone (one entry per
+    /// mount, `None` for other mounts): inside a user namespace the init could not reach
+    /// sources behind directories only host root may enter.
+    pub bind_sources: &'a [Option<OwnedFd>],
+}
+
+/// For a container in a new user namespace: each bind mount's source as a detached copy of
+/// its mount (open_tree), made by the runtime in its own namespaces, where it can reach
+/// sources that the init, inside the user namespace, could not. `None` for other mounts, and
+/// for every mount when there is no new user namespace (the init binds by path then).
+pub fn open_bind_sources(
+    spec: &Spec,
+    bundle: &Path,
+    in_user_ns: bool,
+) -> Result<Vec<Option<OwnedFd>>> {
+    let mounts = spec.mounts().as_deref().unwrap_or_default();
+    mounts
+        .iter()
+        .map(|m| {
+            if !in_user_ns || !is_bind(m) {
+                return Ok(None);
+            }
+            let source = m.source().clone().unwrap_or_default();
+            let source = if source.is_absolute() {
+                source
+            } else {
+                bundle.join(source)
+            };
+            let recursive = m
+                .options()
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .any(|o| o == "rbind");
+            crate::sys::open_tree_clone(&source, recursive)
+                .map(Some)
+                .map_err(|e| Error::Config {
+                    path: bundle.join("config.json"),
+                    reason: format!(
+                        "mounts {}: source {}: {e}",
+                        m.destination().display(),
+                        source.display()
+                    ),
+                })
+        })
+        .collect()
 }
 
 /// Everything before pivot_root: propagation, the config's mounts, /dev, the cwd.
@@ -60,11 +106,23 @@ pub fn prepare(plan: &RootfsPlan<'_>) -> Result<()> {
     let root =
         Root::open(plan.rootfs).ctx(|| format!("opening rootfs {}", plan.rootfs.display()))?;
     let mut dev_from_host = false;
-    for m in plan.spec.mounts().as_deref().unwrap_or_default() {
+    for (i, m) in plan
+        .spec
+        .mounts()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
         if m.destination() == Path::new("/dev") && is_bind(m) {
             dev_from_host = true;
         }
-        mount_one(&root, plan, m)?;
+        mount_one(
+            &root,
+            plan,
+            m,
+            plan.bind_sources.get(i).and_then(Option::as_ref),
+        )?;
     }
     if !dev_from_host {
         let config_devices = linux.and_then(|l| l.devices().clone()).unwrap_or_default();
@@ -110,7 +168,12 @@ fn is_bind(m: &Mount) -> bool {
             .any(|o| o == "bind" || o == "rbind")
 }
 
-fn mount_one(root: &Root, plan: &RootfsPlan<'_>, m: &Mount) -> Result<()> {
+fn mount_one(
+    root: &Root,
+    plan: &RootfsPlan<'_>,
+    m: &Mount,
+    source_fd: Option<&OwnedFd>,
+) -> Result<()> {
     let dest = m.destination();
     let what = || format!("mount {}", dest.display());
     let mut opts =
@@ -126,7 +189,7 @@ fn mount_one(root: &Root, plan: &RootfsPlan<'_>, m: &Mount) -> Result<()> {
         opts.flags |= MsFlags::MS_BIND;
     }
     if opts.bind {
-        return bind_mount(root, plan, m, &opts);
+        return bind_mount(root, plan, m, &opts, source_fd);
     }
     if fstype == "cgroup" || fstype == "cgroup2" {
         return mount_cgroup(root, plan.cgroup, dest, &opts);
@@ -162,29 +225,48 @@ fn mount_one(root: &Root, plan: &RootfsPlan<'_>, m: &Mount) -> Result<()> {
     apply_after_mount(root, dest, &opts)
 }
 
-fn bind_mount(root: &Root, plan: &RootfsPlan<'_>, m: &Mount, opts: &MountOptions) -> Result<()> {
+fn bind_mount(
+    root: &Root,
+    plan: &RootfsPlan<'_>,
+    m: &Mount,
+    opts: &MountOptions,
+    source_fd: Option<&OwnedFd>,
+) -> Result<()> {
     let dest = m.destination();
-    let source = m.source().clone().unwrap_or_default();
-    let source = if source.is_absolute() {
-        source
+    let named = m.source().clone().unwrap_or_default();
+    let named = if named.is_absolute() {
+        named
     } else {
-        plan.bundle.join(source)
+        plan.bundle.join(named)
     };
-    let meta = std::fs::metadata(&source).map_err(|e| Error::io(&source, e))?;
-    let target = if meta.is_dir() {
+    let is_dir = match source_fd {
+        Some(fd) => {
+            let st =
+                nix::sys::stat::fstat(fd.as_fd()).ctx(|| format!("stat {}", named.display()))?;
+            SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR
+        }
+        None => std::fs::metadata(&named)
+            .map_err(|e| Error::io(&named, e))?
+            .is_dir(),
+    };
+    let target = if is_dir {
         root.mkdir_all(dest)
     } else {
         root.touch(dest)
     }
     .ctx(|| format!("creating mount point {}", dest.display()))?;
-    mount(
-        Some(source.as_path()),
-        &fd_path(target.as_fd()),
-        None::<&str>,
-        opts.flags & (MsFlags::MS_BIND | MsFlags::MS_REC),
-        None::<&str>,
-    )
-    .ctx(|| format!("bind-mounting {} on {}", source.display(), dest.display()))?;
+    match source_fd {
+        // The runtime's detached copy of the source: attach it.
+        Some(fd) => crate::sys::move_mount_fds(fd.as_fd(), target.as_fd()),
+        None => mount(
+            Some(named.as_path()),
+            &fd_path(target.as_fd()),
+            None::<&str>,
+            opts.flags & (MsFlags::MS_BIND | MsFlags::MS_REC),
+            None::<&str>,
+        ),
+    }
+    .ctx(|| format!("bind-mounting {} on {}", named.display(), dest.display()))?;
     let remount = opts.remount_flags();
     if !remount.is_empty() {
         remount_bind(root, dest, remount)?;
