@@ -200,3 +200,31 @@ fn a_time_namespace_gets_its_clock_offsets() {
     assert!(!out.contains(host_ns.to_str().unwrap()), "{out}");
     env.assert_clean();
 }
+
+#[test]
+fn a_user_namespace_container_binds_sources_behind_host_only_directories() {
+    if !can_run() {
+        return;
+    }
+    let env = Env::new("userns-bind");
+    std::process::Command::new("chown")
+        .args(["-R", "100000:100000"])
+        .arg(env.rootfs())
+        .status()
+        .unwrap();
+    let private = env.dir.path().join("private");
+    let data = private.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("hello"), "behind a 0700 directory").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    env.edit(|c| {
+        c["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "user"}));
+        c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["mounts"].as_array_mut().unwrap().push(json!({"destination": "/data", "type": "bind", "source": data, "options": ["rbind", "ro"]}));
+        c["process"]["args"] = json!(["cat", "/data/hello"]);
+    });
+    assert_eq!(env.run_ok(), "behind a 0700 directory");
+    env.assert_clean();
+}
