@@ -268,3 +268,18 @@ fn errors_go_to_the_log_file_as_json_lines() {
     assert!(entry["msg"].as_str().unwrap().contains("ghost"), "{text}");
     assert!(entry["time"].as_str().unwrap().ends_with('Z'), "{text}");
 }
+
+#[test]
+fn a_config_without_capabilities_gets_none() {
+    if !can_run() {
+        return;
+    }
+    let env = Env::new("nocaps");
+    env.edit(|c| {
+        c["process"].as_object_mut().unwrap().remove("capabilities");
+        c["process"]["args"] = json!(["sh", "-c", "grep -E '^Cap(Eff|Prm|Bnd)' /proc/self/status"]);
+    });
+    let out = env.run_ok();
+    assert_eq!(out.matches("0000000000000000").count(), 3, "{out}");
+    env.assert_clean();
+}

@@ -86,16 +86,23 @@ pub fn find_program(process: &Process) -> Result<CString> {
 
 pub fn set_credentials(process: &Process) -> Result<()> {
     let user = process.user();
-    // As runc: a capability set the config leaves out is empty, the bounding set too. Keeping
-    // the whole bounding set would let a root process regain every capability at execve
-    // (docker run --cap-drop ALL sends "capabilities": {}).
-    let caps = process.capabilities().clone().map(|mut caps| {
-        if caps.bounding().is_none() {
-            caps.set_bounding(Some(Default::default()));
-        }
-        caps
+    // As runc: a capability set the config leaves out is empty, the bounding set too, and so
+    // is every set when the config has no capabilities at all. Keeping the whole bounding set
+    // would let a root process regain every capability at execve (docker run --cap-drop ALL
+    // sends "capabilities": {}).
+    let mut caps = process.capabilities().clone().unwrap_or_else(|| {
+        let mut none = oci_spec::runtime::LinuxCapabilities::default();
+        none.set_bounding(Some(Default::default()));
+        none.set_effective(Some(Default::default()));
+        none.set_permitted(Some(Default::default()));
+        none.set_inheritable(Some(Default::default()));
+        none.set_ambient(Some(Default::default()));
+        none
     });
-    let caps = caps.as_ref();
+    if caps.bounding().is_none() {
+        caps.set_bounding(Some(Default::default()));
+    }
+    let caps = Some(&caps);
     if let Some(caps) = caps {
         capabilities::drop_bounding_set(caps)?;
     }
