@@ -102,10 +102,7 @@ pub fn set_credentials(process: &Process) -> Result<()> {
     if caps.bounding().is_none() {
         caps.set_bounding(Some(Default::default()));
     }
-    let caps = Some(&caps);
-    if let Some(caps) = caps {
-        capabilities::drop_bounding_set(caps)?;
-    }
+    capabilities::drop_bounding_set(&caps)?;
     capabilities::keep_capabilities_on_setuid(true)?;
     let groups: Vec<Gid> = user
         .additional_gids()
@@ -124,9 +121,7 @@ pub fn set_credentials(process: &Process) -> Result<()> {
     nix::unistd::setresgid(gid, gid, gid).ctx(|| format!("setgid {gid}"))?;
     nix::unistd::setresuid(uid, uid, uid).ctx(|| format!("setuid {uid}"))?;
     capabilities::keep_capabilities_on_setuid(false)?;
-    if let Some(caps) = caps {
-        capabilities::apply_process_sets(caps)?;
-    }
+    capabilities::apply_process_sets(&caps)?;
     if let Some(mask) = user.umask() {
         nix::sys::stat::umask(Mode::from_bits_truncate(mask as libc::mode_t));
     }
