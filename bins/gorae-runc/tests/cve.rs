@@ -6,7 +6,7 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 
 use serde_json::json;
-use support::{can_run, stderr, stdout, Env};
+use support::{can_run, stdout, Env};
 
 /// CVE-2019-5736: the runtime's binary can never be opened for writing through
 /// /proc/PID/exe of a runtime process, even by someone who holds it open until the runtime
@@ -109,15 +109,7 @@ fn cve_2024_21626_no_leaked_descriptors_and_no_cwd_outside_the_root() {
         return;
     }
     let env = Env::new("cve-21626");
-    env.set_args(&["sh", "-c", "ls /proc/self/fd; sleep 100"]);
-    let out = env.runc(&[
-        "run",
-        "-d",
-        "--bundle",
-        env.bundle().to_str().unwrap(),
-        &env.id,
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    env.run_detached(&["sh", "-c", "ls /proc/self/fd; sleep 100"]);
     let fds = env.runc(&["exec", &env.id, "ls", "/proc/self/fd"]);
     let listed: Vec<String> = stdout(&fds).split_whitespace().map(String::from).collect();
     assert!(

@@ -170,15 +170,7 @@ fn exec_refuses_bad_input() {
         stderr(&unknown)
     );
 
-    env.set_args(&["true"]);
-    let out = env.runc(&[
-        "run",
-        "-d",
-        "--bundle",
-        env.bundle().to_str().unwrap(),
-        &env.id,
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    env.run_detached(&["true"]);
     env.wait_for_status("stopped");
     let stopped = env.runc(&["exec", &env.id, "true"]);
     assert!(!stopped.status.success());

@@ -109,15 +109,7 @@ fn run_detach_then_kill_all_and_force_delete() {
         return;
     }
     let env = Env::new("detach");
-    env.set_args(&["sh", "-c", "sleep 100 & sleep 100 & wait"]);
-    let out = env.runc(&[
-        "run",
-        "--detach",
-        "--bundle",
-        env.bundle().to_str().unwrap(),
-        &env.id,
-    ]);
-    assert!(out.status.success(), "run -d: {}", stderr(&out));
+    env.run_detached(&["sh", "-c", "sleep 100 & sleep 100 & wait"]);
     assert_eq!(env.status(), "running");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -160,15 +152,7 @@ fn run_detach_then_kill_all_and_force_delete() {
 
 fn pause_and_resume(layout: Layout) {
     let env = Env::with_layout("pause", layout);
-    env.set_args(&["sh", "-c", "while true; do echo x > /dev/null; done"]);
-    let out = env.runc(&[
-        "run",
-        "-d",
-        "--bundle",
-        env.bundle().to_str().unwrap(),
-        &env.id,
-    ]);
-    assert!(out.status.success(), "run -d: {}", stderr(&out));
+    env.run_detached(&["sh", "-c", "while true; do echo x > /dev/null; done"]);
     let pid = env.state()["pid"].as_i64().unwrap();
     // Nanoseconds the process has run (first field of schedstat).
     let cpu = || {
