@@ -590,8 +590,7 @@ impl Drop for Cleanup<'_> {
             return;
         }
         if let Some(pid) = self.pid {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
+            sys::kill_and_reap(pid);
         }
         if let Some(cgroup) = &self.cgroup {
             for pid in cgroup.pids().unwrap_or_default() {

@@ -161,9 +161,7 @@ impl Runtime {
         let console = match join_and_start(pid, state.cgroup.as_ref(), &ours) {
             Ok(console) => console,
             Err(e) => {
-                let _ =
-                    nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-                let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
+                sys::kill_and_reap(pid);
                 return Err(e);
             }
         };
@@ -241,28 +239,12 @@ fn clone_into(child: &ExecChild<'_>) -> Result<i32> {
 }
 
 fn setup_and_exec(child: &ExecChild<'_>) -> Result<std::convert::Infallible> {
-    // Nothing in the container may open this process's /proc/PID/exe (the runtime's binary)
-    // or ptrace it while it still runs runtime code (CVE-2019-5736); exec resets this.
-    nix::sys::prctl::set_dumpable(false).ctx(|| "prctl(PR_SET_DUMPABLE)".into())?;
-    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-        .ctx(|| "prctl(PDEATHSIG)".into())?;
+    process::guard_runtime_child()?;
     for (typ, fd) in &child.namespaces.own {
         setns(fd.as_fd(), clone_flag(*typ))
             .ctx(|| format!("joining the container's {typ} namespace"))?;
     }
-    match child
-        .channel
-        .recv()
-        .ctx(|| "waiting for the runtime".into())?
-        .0
-    {
-        Msg::Go => {}
-        other => {
-            return Err(Error::Init(format!(
-                "unexpected message {other:?} from the runtime"
-            )))
-        }
-    }
+    child.channel.expect(&Msg::Go, "the runtime")?;
     if let Some(fd) = &child.namespaces.cgroup {
         setns(fd.as_fd(), CloneFlags::CLONE_NEWCGROUP)
             .ctx(|| "joining the container's cgroup namespace".into())?;

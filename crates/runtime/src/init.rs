@@ -11,7 +11,6 @@ use std::path::PathBuf;
 use nix::fcntl::{open, OFlag};
 use nix::sched::{unshare, CloneFlags};
 use nix::sys::stat::Mode;
-use nix::unistd::{Gid, Uid};
 use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 
 use crate::config::Bundle;
@@ -73,24 +72,8 @@ fn spec_process(spec: &Spec) -> Result<&Process> {
 fn setup_and_exec(ctx: &InitContext<'_>) -> Result<Never> {
     let spec = &ctx.bundle.spec;
     let process = spec_process(spec)?;
-    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-        .ctx(|| "prctl(PDEATHSIG)".into())?;
-    // Until it execs, this process is the runtime's binary: nothing in the container may open
-    // its /proc/PID/exe or ptrace it (CVE-2019-5736). exec resets this for the program.
-    nix::sys::prctl::set_dumpable(false).ctx(|| "prctl(PR_SET_DUMPABLE)".into())?;
-    match ctx
-        .channel
-        .recv()
-        .ctx(|| "waiting for the runtime".into())?
-        .0
-    {
-        Msg::Go => {}
-        other => {
-            return Err(Error::Init(format!(
-                "unexpected message {other:?} from the runtime"
-            )))
-        }
-    }
+    crate::process::guard_runtime_child()?;
+    ctx.channel.expect(&Msg::Go, "the runtime")?;
     if !ctx.namespaces_done {
         for (typ, path) in &ctx.namespaces.join {
             if *typ != LinuxNamespaceType::Pid {
@@ -104,10 +87,7 @@ fn setup_and_exec(ctx: &InitContext<'_>) -> Result<Never> {
     let in_user_ns = ctx.namespaces.creates(LinuxNamespaceType::User)
         || ctx.namespaces.joins(LinuxNamespaceType::User);
     if in_user_ns {
-        nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
-            .ctx(|| "setresgid(0)".into())?;
-        nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
-            .ctx(|| "setresuid(0)".into())?;
+        crate::process::become_user_ns_root()?;
     }
     nix::unistd::setsid().ctx(|| "setsid".into())?;
     if let Some(adj) = process.oom_score_adj() {
@@ -193,16 +173,7 @@ fn run_create_hooks(ctx: &InitContext<'_>, host_pid: i32) -> Result<()> {
         ctx.channel
             .send(&Msg::RunCreateRuntimeHooks)
             .ctx(|| "asking for createRuntime hooks".into())?;
-        match ctx
-            .channel
-            .recv()
-            .ctx(|| "waiting for createRuntime hooks".into())?
-            .0
-        {
-            Msg::HooksDone => {}
-            Msg::Error(e) => return Err(Error::Init(e)),
-            other => return Err(Error::Init(format!("unexpected message {other:?}"))),
-        }
+        ctx.channel.expect(&Msg::HooksDone, "createRuntime hooks")?;
     }
     if let Some(list) = hooks.create_container() {
         hooks::run_hooks(list, &hook_state(ctx, host_pid, state::Status::Creating))?;
@@ -300,12 +271,10 @@ fn wait_for_start(ctx: &InitContext<'_>, fifo: Option<OwnedFd>) -> Result<Starte
             nix::unistd::write(&fd, b"0").ctx(|| "writing exec.fifo".into())?;
             Ok(Started::Fifo(fd))
         }
-        None => match ctx.channel.recv().ctx(|| "waiting for start".into())?.0 {
-            Msg::Start => Ok(Started::Channel),
-            other => Err(Error::Init(format!(
-                "unexpected message {other:?} while waiting for start"
-            ))),
-        },
+        None => {
+            ctx.channel.expect(&Msg::Start, "start")?;
+            Ok(Started::Channel)
+        }
     }
 }
 

@@ -148,6 +148,22 @@ pub fn enter_cwd(process: &Process) -> Result<()> {
     Ok(())
 }
 
+/// First thing in every runtime process that will end up in a container (the init, an exec
+/// process): die with the runtime while it sets up, and, until it execs, let nothing in the
+/// container open its /proc/PID/exe or ptrace it (CVE-2019-5736; exec resets both).
+pub fn guard_runtime_child() -> Result<()> {
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+        .ctx(|| "prctl(PDEATHSIG)".into())?;
+    nix::sys::prctl::set_dumpable(false).ctx(|| "prctl(PR_SET_DUMPABLE)".into())
+}
+
+/// Inside a new user namespace: become its root (uid and gid 0, mapped by the runtime).
+pub fn become_user_ns_root() -> Result<()> {
+    let (uid, gid) = (Uid::from_raw(0), Gid::from_raw(0));
+    nix::unistd::setresgid(gid, gid, gid).ctx(|| "setresgid(0)".into())?;
+    nix::unistd::setresuid(uid, uid, uid).ctx(|| "setresuid(0)".into())
+}
+
 /// Resets signal dispositions and execs `program` with the process's args and env. Returns
 /// only on failure.
 pub fn exec(process: &Process, program: &CString) -> Error {

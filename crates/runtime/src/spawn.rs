@@ -7,7 +7,6 @@ use std::os::fd::AsFd;
 use nix::fcntl::{open, OFlag};
 use nix::sched::{setns, unshare, CloneFlags};
 use nix::sys::stat::Mode;
-use nix::unistd::{Gid, Pid, Uid};
 use oci_spec::runtime::{Linux, LinuxNamespaceType};
 
 use crate::cgroups::Cgroup;
@@ -35,8 +34,7 @@ pub fn spawn_init(
         .map_err(Error::from)
         .and_then(|()| ours.send(&Msg::Go).ctx(|| "starting the init".into()));
     if let Err(e) = go {
-        let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-        let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
+        sys::kill_and_reap(pid);
         return Err(e);
     }
     Ok(pid)
@@ -83,8 +81,7 @@ fn single_clone(ctx: &InitContext<'_>, linux: &Linux) -> Result<i32> {
     };
     if ctx.namespaces.creates(LinuxNamespaceType::User) {
         if let Err(e) = namespaces::write_id_maps(pid, linux) {
-            let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-            let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
+            sys::kill_and_reap(pid);
             return Err(e);
         }
     }
@@ -169,19 +166,8 @@ fn enter_namespaces(ctx: &InitContext<'_>, linux: &Linux) -> Result<()> {
         ctx.channel
             .send(&Msg::MapIds(me))
             .ctx(|| "asking for id mappings".into())?;
-        match ctx
-            .channel
-            .recv()
-            .ctx(|| "waiting for id mappings".into())?
-            .0
-        {
-            Msg::IdsMapped => {}
-            other => return Err(Error::Init(format!("unexpected message {other:?}"))),
-        }
-        nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
-            .ctx(|| "setresgid(0)".into())?;
-        nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
-            .ctx(|| "setresuid(0)".into())?;
+        ctx.channel.expect(&Msg::IdsMapped, "id mappings")?;
+        crate::process::become_user_ns_root()?;
     }
     let rest = [
         LinuxNamespaceType::Mount,

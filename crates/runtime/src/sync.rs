@@ -134,6 +134,21 @@ impl Channel {
         Ok((msg, fd))
     }
 
+    /// Waits for `want`. An `Error` from the other side becomes that error; any other
+    /// message is a protocol error. `waiting_for` names the step in the message.
+    pub fn expect(&self, want: &Msg, waiting_for: &str) -> crate::Result<()> {
+        let (msg, _) = self
+            .recv()
+            .map_err(|e| crate::Error::sys(format!("waiting for {waiting_for}"), e))?;
+        match msg {
+            msg if &msg == want => Ok(()),
+            Msg::Error(e) => Err(crate::Error::Init(e)),
+            other => Err(crate::Error::Init(format!(
+                "unexpected message {other:?} while waiting for {waiting_for}"
+            ))),
+        }
+    }
+
     pub fn as_fd(&self) -> BorrowedFd<'_> {
         self.0.as_fd()
     }

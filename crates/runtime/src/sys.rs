@@ -234,3 +234,10 @@ pub fn move_mount_fds(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> nix::Result<(
     };
     Errno::result(ret).map(drop)
 }
+
+/// Kills a child this process cloned and reaps it (used when its setup fails half-way).
+pub fn kill_and_reap(pid: i32) {
+    let pid = Pid::from_raw(pid);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    let _ = nix::sys::wait::waitpid(pid, None);
+}
