@@ -531,20 +531,22 @@ fn create_v1(h: &Hierarchy) -> Result<(), CgroupError> {
     Ok(())
 }
 
+/// The entries of a cgroup directory; none when it does not exist (already removed).
+fn dir_entries(dir: &Path) -> Result<Vec<std::fs::DirEntry>, CgroupError> {
+    match std::fs::read_dir(dir) {
+        Ok(rd) => Ok(rd.filter_map(Result::ok).collect()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(source) => Err(CgroupError::Fs {
+            op: "listing",
+            path: dir.to_path_buf(),
+            source,
+        }),
+    }
+}
+
 fn subdirs(dir: &Path) -> Result<Vec<PathBuf>, CgroupError> {
-    let rd = match std::fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => {
-            return Err(CgroupError::Fs {
-                op: "listing",
-                path: dir.to_path_buf(),
-                source,
-            })
-        }
-    };
-    Ok(rd
-        .filter_map(Result::ok)
+    Ok(dir_entries(dir)?
+        .into_iter()
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .map(|e| e.path())
         .collect())

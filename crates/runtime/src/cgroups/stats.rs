@@ -233,19 +233,8 @@ fn parse_list(text: &str) -> Vec<u64> {
 
 /// Hugepage sizes ("2MB") for which `dir` has a file named hugetlb.<size>.<suffix>.
 fn hugepage_sizes(dir: &Path, suffix: &str) -> Result<Vec<String>, CgroupError> {
-    let rd = match std::fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => {
-            return Err(CgroupError::Fs {
-                op: "listing",
-                path: dir.to_path_buf(),
-                source,
-            })
-        }
-    };
-    let mut sizes: Vec<String> = rd
-        .filter_map(Result::ok)
+    let mut sizes: Vec<String> = super::dir_entries(dir)?
+        .into_iter()
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
             let size = name.strip_prefix("hugetlb.")?.strip_suffix(suffix)?;
