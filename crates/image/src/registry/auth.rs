@@ -1,0 +1,1 @@
+//! Credentials (`gorae login` store in auth.json) and the WWW-Authenticate challenge flow.
