@@ -33,13 +33,13 @@ fn reference(s: &str) -> Reference {
     s.parse().unwrap()
 }
 
-/// An amd64 image `tag` of two layers: a sample tree at / and another under /srv.
+/// An amd64 image `tag` of two layers: a sample tree under /base and another under /srv.
 fn two_layer_image(layout: &OciLayout, tag: &str, seed: &str) {
     let src = tempfile::tempdir().unwrap();
     sample_tree(&src.path().join("base"), seed);
     sample_tree(&src.path().join("app"), &format!("{seed}-app"));
     layout.new_image(tag, "amd64");
-    layout.insert(tag, &src.path().join("base"), "/");
+    layout.insert(tag, &src.path().join("base"), "/base");
     layout.insert(tag, &src.path().join("app"), "/srv");
 }
 
@@ -201,7 +201,7 @@ async fn selects_the_platform_from_an_index() {
     for arch in ["amd64", "arm64"] {
         sample_tree(&src.path().join(arch), arch);
         layout.new_image(arch, arch);
-        layout.insert(arch, &src.path().join(arch), "/");
+        layout.insert(arch, &src.path().join(arch), "/rootfs");
     }
     layout.add_index("multi", &[("amd64", "amd64"), ("arm64", "arm64")]);
     layout.push("multi", &registry, "multi:latest");
