@@ -377,7 +377,8 @@ pub fn describe_tree(root: &Path) -> std::collections::BTreeMap<String, String> 
                     std::fs::read_link(&path).expect("readlink").display()
                 )
             } else if meta.is_file() {
-                format!("file:{}", sha256_hex(&std::fs::read(&path).expect("read")))
+                let content = sha256_hex(&std::fs::read(&path).expect("read"));
+                format!("file:{content} links={}", meta.nlink())
             } else {
                 format!("special:{}", meta.rdev())
             };
