@@ -13,7 +13,7 @@ use std::io::{self, Read, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::StreamExt;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, RANGE};
 use reqwest::{Method, StatusCode};
 use tokio::sync::mpsc;
@@ -329,11 +329,13 @@ async fn pull_layers(
             pull_layer(store, repo, layer, diff_id, compression, &bar).await
         }
     });
-    futures_util::stream::iter(jobs)
+    // Every layer runs to its end even when one fails: no unpacking thread outlives the
+    // pull (and its lock), and what the others downloaded is kept for the next pull.
+    let results: Vec<Result<()>> = futures_util::stream::iter(jobs)
         .buffer_unordered(LAYER_CONCURRENCY)
-        .try_collect::<Vec<()>>()
-        .await?;
-    Ok(())
+        .collect()
+        .await;
+    results.into_iter().collect()
 }
 
 /// What a blocking layer job needs, owned so it can move to its thread.
