@@ -32,7 +32,7 @@ RESULTS_DIR=${RESULTS_DIR:-$REPO/bench/results}
 PORT=${PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
 IMAGE=127.0.0.1:$PORT/bench/pull:latest
 # Host trees that become the layers (one each), like a distro image's package layers.
-LAYER_TREES=(/usr/lib/gcc /usr/include /usr/lib/python3.11 /usr/share/locale /usr/libexec /usr/share/vim)
+LAYER_TREES=(/usr/lib/gcc /usr/include /usr/lib/python3.11 /usr/share/locale /usr/share/doc /usr/lib/git-core)
 
 log() { printf '[bench] %s\n' "$*" >&2; }
 die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
@@ -67,6 +67,13 @@ build_image() {
     for tree in "${LAYER_TREES[@]}"; do
         [[ -d $tree ]] || die "$tree: missing on this host"
         umoci insert --image "$layout/oci:latest" "$tree" "$tree"
+    done
+    # umoci 0.4.7 once wrote a truncated tar here (from /usr/libexec): check every layer.
+    local blob
+    for blob in $(python3 -c 'import json,sys; d=sys.argv[1]; i=json.load(open(d+"/index.json"))
+m=json.load(open(d+"/blobs/sha256/"+i["manifests"][0]["digest"][7:]))
+print(" ".join(l["digest"][7:] for l in m["layers"]))' "$layout/oci"); do
+        gzip -dc "$layout/oci/blobs/sha256/$blob" | tar -t >/dev/null || die "umoci wrote a broken layer $blob"
     done
     touch "$layout/done"
 }
