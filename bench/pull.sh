@@ -11,9 +11,12 @@
 #      locales, docs, git), about 200 MB compressed;
 #   2. starts docker-registry (CNCF distribution 2.8) on 127.0.0.1 with its storage in
 #      $BENCH_DIR/registry and pushes the image there with skopeo;
-#   3. a paired, alternating loop: each round runs every tool once into a fresh
-#      destination (wiped, untimed, before each run), the order rotated every round, and
-#      records wall time; prints the medians and the median per-round ratios, and writes
+#   3. a paired, alternating loop: each round runs every tool once into a new, empty
+#      destination, the order rotated every round, and records wall time. Destinations
+#      are deleted only at the end: on this machine's ext4, creating inodes within a
+#      minute of deleting thousands is several times slower (ext4's
+#      recently_deleted() scan showed as >50% of a pull's time when each run wiped the
+#      last one), which would measure the benchmark's own cleanup; prints the medians and the median per-round ratios, and writes
 #      them to bench/results/pull-DATE.md (raw times beside it, as JSON);
 #   4. stops the registry and removes the destinations, also on failure or Ctrl-C.
 #
@@ -114,7 +117,10 @@ REGISTRY_PID=
 WORK=
 cleanup() {
     [[ -n $REGISTRY_PID ]] && kill "$REGISTRY_PID" 2>/dev/null && wait "$REGISTRY_PID" 2>/dev/null
-    [[ -n $WORK ]] && rm -rf "$WORK"
+    if [[ -n $WORK ]]; then
+        log "removing $WORK"
+        rm -rf "$WORK"
+    fi
     return 0
 }
 trap cleanup EXIT INT TERM
@@ -155,29 +161,35 @@ WORK=$(mktemp -d /var/tmp/gorae-bench-pull-run.XXXXXX)
 STAMP=$(date -u +%Y-%m-%d-%H%M%S)
 OUT=$RESULTS_DIR/pull-$STAMP
 mkdir -p "$OUT"
-# name|destination to wipe before each run|command
+# name|command; DEST in the command is replaced by a fresh directory for each run.
 TOOLS=(
-    "gorae|$WORK/gorae|$GORAE_PULL $WORK/gorae $IMAGE"
-    "skopeo|$WORK/skopeo|skopeo copy --quiet --src-tls-verify=false docker://$IMAGE oci:$WORK/skopeo:latest"
-    "podman|$WORK/podman|podman --root $WORK/podman/root --runroot $WORK/podman/run --storage-driver overlay pull --quiet --tls-verify=false $IMAGE"
+    "gorae|$GORAE_PULL DEST $IMAGE"
+    "skopeo|skopeo copy --quiet --src-tls-verify=false docker://$IMAGE oci:DEST:latest"
+    "podman|podman --root DEST/root --runroot DEST/run --storage-driver overlay pull --quiet --tls-verify=false $IMAGE"
 )
 # `gorae --root DIR pull REF` when the CLI is used: put the subcommand after the root.
 if [[ $GORAE_PULL == *"/gorae --root" ]]; then
-    TOOLS[0]="gorae|$WORK/gorae|$GORAE_PULL $WORK/gorae pull --quiet $IMAGE"
+    TOOLS[0]="gorae|$GORAE_PULL DEST pull --quiet $IMAGE"
 fi
+need=$(( (ROUNDS + WARMUP) * 2 ))
+avail=$(df -BG --output=avail "$WORK" | tail -1 | tr -dc 0-9)
+(( avail > need + 5 )) || die "need about ${need} GB free under /var/tmp, have ${avail} GB"
 
-python3 - "$ROUNDS" "$WARMUP" "$OUT/times.json" "${TOOLS[@]}" >"$OUT.md.tmp" <<'EOF'
-import json, shutil, statistics, subprocess, sys, time
-rounds, warmup, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-tools = [t.split("|", 2) for t in sys.argv[4:]]
-times = {name: [] for name, _, _ in tools}
+python3 - "$ROUNDS" "$WARMUP" "$OUT/times.json" "$WORK" "${TOOLS[@]}" >"$OUT.md.tmp" <<'EOF'
+import json, os, statistics, subprocess, sys, time
+rounds, warmup, out, work = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+tools = [t.split("|", 1) for t in sys.argv[5:]]
+times = {name: [] for name, _ in tools}
 for i in range(warmup + rounds):
     for k in range(len(tools)):
-        name, dest, cmd = tools[(i + k) % len(tools)]
-        shutil.rmtree(dest, ignore_errors=True)
+        name, cmd = tools[(i + k) % len(tools)]
+        dest = os.path.join(work, f"{name}-{i}")
+        # Everything written so far goes to disk first, untimed, so no run pays for
+        # another's writeback.
         subprocess.run(["sync"])
         t0 = time.perf_counter()
-        r = subprocess.run(cmd.split(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        r = subprocess.run(cmd.replace("DEST", dest).split(),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         t1 = time.perf_counter()
         if r.returncode != 0:
             sys.exit(f"{name}: {cmd}: exit {r.returncode}: {r.stderr.decode()[-2000:]}")
