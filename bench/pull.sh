@@ -13,14 +13,16 @@
 #      $BENCH_DIR/registry and pushes the image there with skopeo;
 #   3. a paired, alternating loop: each round runs every tool once into a new, empty
 #      destination, the order rotated every round, and records wall time. Destinations
-#      are deleted only at the end: on this machine's ext4, creating inodes within a
-#      minute of deleting thousands is several times slower (ext4's
-#      recently_deleted() scan showed as >50% of a pull's time when each run wiped the
-#      last one), which would measure the benchmark's own cleanup; prints the medians and the median per-round ratios, and writes
+#      are on a new loop-mounted ext4 made for the run, and deleted only at the end: on
+#      this machine's own disk (ext4 without a journal), creating inodes within minutes
+#      of deleting thousands is several times slower (ext4's recently_deleted() scan was
+#      >50% of a pull's time when each run wiped the last one), which would measure the
+#      benchmark's own cleanup rather than the tools; prints the medians and the median per-round ratios, and writes
 #      them to bench/results/pull-DATE.md (raw times beside it, as JSON);
 #   4. stops the registry and removes the destinations, also on failure or Ctrl-C.
 #
 # Knobs (environment): ROUNDS (7), WARMUP (1), BENCH_DIR (/var/tmp/gorae-bench-pull),
+# BENCH_FS (loop: a fresh ext4 image for the destinations; anything else: /var/tmp),
 # GORAE_PULL (the command the destination root and the reference are appended to; default:
 # `target/.../release/gorae --root` if it has `pull`, else the library's `examples/pull
 # --root`), RESULTS_DIR (bench/results), PORT (free port).
@@ -115,13 +117,34 @@ PY
 
 REGISTRY_PID=
 WORK=
+MOUNTED=
 cleanup() {
     [[ -n $REGISTRY_PID ]] && kill "$REGISTRY_PID" 2>/dev/null && wait "$REGISTRY_PID" 2>/dev/null
-    if [[ -n $WORK ]]; then
+    if [[ -n $MOUNTED ]]; then
+        umount "$MOUNTED" && rm -f "$BENCH_DIR/fs.img" && rmdir "$MOUNTED"
+    elif [[ -n $WORK ]]; then
         log "removing $WORK"
         rm -rf "$WORK"
     fi
     return 0
+}
+
+# The destinations live on a new ext4 (loop-mounted, default options, with a journal) made
+# for this run, so every tool starts from the same empty filesystem whatever state the
+# host's disk is in.
+make_work_dir() {
+    if [[ ${BENCH_FS:-loop} != loop ]]; then
+        WORK=$(mktemp -d /var/tmp/gorae-bench-pull-run.XXXXXX)
+        return
+    fi
+    local size=$(( (ROUNDS + WARMUP) * 2 + 4 ))
+    rm -f "$BENCH_DIR/fs.img"
+    truncate -s "${size}G" "$BENCH_DIR/fs.img"
+    mkfs.ext4 -q -F "$BENCH_DIR/fs.img"
+    mkdir -p "$BENCH_DIR/mnt"
+    mount -o loop "$BENCH_DIR/fs.img" "$BENCH_DIR/mnt"
+    MOUNTED=$BENCH_DIR/mnt
+    WORK=$MOUNTED
 }
 trap cleanup EXIT INT TERM
 
@@ -157,7 +180,7 @@ SIZE=$(skopeo inspect --raw --tls-verify=false "docker://$IMAGE" |
     python3 -c 'import json,sys; m=json.load(sys.stdin); print(len(m["layers"]), sum(l["size"] for l in m["layers"]))')
 log "image: $IMAGE, ${SIZE% *} layers, $(( ${SIZE#* } / 1000000 )) MB compressed"
 
-WORK=$(mktemp -d /var/tmp/gorae-bench-pull-run.XXXXXX)
+make_work_dir
 STAMP=$(date -u +%Y-%m-%d-%H%M%S)
 OUT=$RESULTS_DIR/pull-$STAMP
 mkdir -p "$OUT"
@@ -173,7 +196,7 @@ if [[ $GORAE_PULL == *"/gorae --root" ]]; then
 fi
 need=$(( (ROUNDS + WARMUP) * 2 ))
 avail=$(df -BG --output=avail "$WORK" | tail -1 | tr -dc 0-9)
-(( avail > need + 5 )) || die "need about ${need} GB free under /var/tmp, have ${avail} GB"
+(( avail > need )) || die "need about ${need} GB free in $WORK, have ${avail} GB"
 
 python3 - "$ROUNDS" "$WARMUP" "$OUT/times.json" "$WORK" "${TOOLS[@]}" >"$OUT.md.tmp" <<'EOF'
 import json, os, statistics, subprocess, sys, time
