@@ -96,8 +96,7 @@ fn mark(store: &Store) -> Result<(HashSet<Digest>, HashSet<Digest>)> {
             .content
             .read_document(&record.manifest.digest)
             .map_err(unreadable)?;
-        let Manifest::Image(manifest) = Manifest::parse(&bytes, None).map_err(unreadable)?.0
-        else {
+        let Manifest::Image(manifest) = Manifest::parse(&bytes, None).map_err(unreadable)?.0 else {
             return Err(unreadable(Error::InvalidDocument {
                 what: format!("manifest {}", record.manifest.digest),
                 reason: "is an index, not an image manifest".into(),

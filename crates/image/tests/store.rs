@@ -136,19 +136,33 @@ fn images() -> (tempfile::TempDir, ImageStore) {
 fn resolve_by_name_id_prefix_and_digest() {
     let (_dir, images) = images();
     images.put(record(Some("busybox"), id("abcd1"))).unwrap();
-    images.put(record(Some("localhost:5000/x:v1"), id("abcd2"))).unwrap();
+    images
+        .put(record(Some("localhost:5000/x:v1"), id("abcd2")))
+        .unwrap();
     let busybox = images.resolve("busybox").unwrap();
     assert_eq!(busybox.name, "docker.io/library/busybox:latest");
     assert_eq!(images.resolve("busybox:latest").unwrap().id, id("abcd1"));
-    assert_eq!(images.resolve(&id("abcd1").to_string()).unwrap().id, id("abcd1"));
+    assert_eq!(
+        images.resolve(&id("abcd1").to_string()).unwrap().id,
+        id("abcd1")
+    );
     assert_eq!(images.resolve("abcd2").unwrap().name, "localhost:5000/x:v1");
     let by_digest = format!("busybox@{}", busybox.manifest.digest);
     assert_eq!(images.resolve(&by_digest).unwrap().id, id("abcd1"));
 
     let ambiguous = images.resolve("abcd").unwrap_err();
-    assert!(matches!(ambiguous, Error::ImageConflict { .. }), "{ambiguous}");
-    assert!(matches!(images.resolve("abc"), Err(Error::ImageNotFound(_))));
-    assert!(matches!(images.resolve("busybox:2"), Err(Error::ImageNotFound(_))));
+    assert!(
+        matches!(ambiguous, Error::ImageConflict { .. }),
+        "{ambiguous}"
+    );
+    assert!(matches!(
+        images.resolve("abc"),
+        Err(Error::ImageNotFound(_))
+    ));
+    assert!(matches!(
+        images.resolve("busybox:2"),
+        Err(Error::ImageNotFound(_))
+    ));
 }
 
 #[test]
@@ -156,7 +170,9 @@ fn rmi_by_name_untags_and_by_id_needs_force_for_several_names() {
     let (_dir, images) = images();
     images.put(record(Some("a"), id("1"))).unwrap();
     images.tag("a", &"b:v2".parse().unwrap()).unwrap();
-    images.tag(&id("1").hex()[..8], &"c".parse().unwrap()).unwrap();
+    images
+        .tag(&id("1").hex()[..8], &"c".parse().unwrap())
+        .unwrap();
     assert_eq!(images.list().unwrap().len(), 3);
 
     let removed = images.remove("b:v2", false).unwrap();
@@ -186,7 +202,9 @@ fn a_moved_tag_leaves_the_old_image_dangling() {
     assert_eq!(dangling[0].id, id("1"));
     assert!(dangling[0].reference().is_none());
     // Still reachable by ID; a new name makes it non-dangling again.
-    images.tag(&id("1").to_string(), &"old".parse().unwrap()).unwrap();
+    images
+        .tag(&id("1").to_string(), &"old".parse().unwrap())
+        .unwrap();
     assert!(images.list().unwrap().iter().all(|r| !r.is_dangling()));
     images.put(record(Some("old"), id("3"))).unwrap();
     assert_eq!(images.remove_dangling().unwrap().len(), 1);
@@ -215,7 +233,9 @@ fn concurrent_writers_lose_no_record() {
                 let images = ImageStore::open(&root).unwrap();
                 for i in 0..10 {
                     let name = format!("img{t}:v{i}");
-                    images.put(record(Some(&name), id(&format!("{t}{i}")))).unwrap();
+                    images
+                        .put(record(Some(&name), id(&format!("{t}{i}"))))
+                        .unwrap();
                 }
             })
         })
@@ -277,9 +297,15 @@ fn gc_keeps_what_images_and_snapshots_need_and_removes_the_rest() {
     let (removed, removed_layer) = make_image(&store, Some("removed"), "removed.txt");
     store.images.put(removed).unwrap();
     let (_, snapshot_layer) = make_image(&store, None, "snap.txt");
-    store.snapshots.create("c1", &[snapshot_layer.clone()]).unwrap();
+    store
+        .snapshots
+        .create("c1", &[snapshot_layer.clone()])
+        .unwrap();
     let stray = store.content.put(b"nobody needs this").unwrap();
-    let mut partial = store.content.writer(&Digest::sha256_of(b"x"), None).unwrap();
+    let mut partial = store
+        .content
+        .writer(&Digest::sha256_of(b"x"), None)
+        .unwrap();
     partial.write_all(b"half").unwrap();
     drop(partial);
 

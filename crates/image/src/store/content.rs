@@ -94,7 +94,7 @@ impl ContentStore {
         if self.has(expected) {
             return Ok(());
         }
-        let mut writer = self.ingest_with(expected.algorithm())?;
+        let mut writer = self.ingest_unknown_with(expected.algorithm())?;
         writer.write_all(data).at(self.root.ingest_dir())?;
         writer.commit()?;
         Ok(())
@@ -124,10 +124,11 @@ impl ContentStore {
 
     /// Starts writing sha256 content whose digest is not known yet (import, load).
     pub fn ingest_unknown(&self) -> Result<UnknownBlobWriter> {
-        self.ingest_with(Algorithm::Sha256)
+        self.ingest_unknown_with(Algorithm::Sha256)
     }
 
-    fn ingest_with(&self, algorithm: Algorithm) -> Result<UnknownBlobWriter> {
+    /// Like `ingest_unknown`, hashing with `algorithm`.
+    pub fn ingest_unknown_with(&self, algorithm: Algorithm) -> Result<UnknownBlobWriter> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let path = self
@@ -136,8 +137,9 @@ impl ContentStore {
             .join(format!("tmp-{}-{n}", std::process::id()));
         let file = open_rw(&path, true)?;
         Ok(UnknownBlobWriter {
-            ingest: Some(Ingest::new(file, path, algorithm)),
+            ingest: Ingest::new(file, path, algorithm),
             blobs: self.root.clone(),
+            published: false,
         })
     }
 
@@ -283,7 +285,9 @@ impl Ingest {
         }
         self.file.seek(SeekFrom::Start(0)).at(&self.path)?;
         self.written = hash_into(&mut (&self.file).take(len), &mut self.hasher, &self.path)?;
-        self.file.seek(SeekFrom::Start(self.written)).at(&self.path)?;
+        self.file
+            .seek(SeekFrom::Start(self.written))
+            .at(&self.path)?;
         Ok(())
     }
 
@@ -371,38 +375,41 @@ impl Write for BlobWriter {
 /// Content whose digest is computed while it is written; `commit` stores it under that
 /// digest. Dropped without commit, the temporary file is removed.
 pub struct UnknownBlobWriter {
-    ingest: Option<Ingest>,
+    ingest: Ingest,
     blobs: DataRoot,
+    published: bool,
 }
 
 impl UnknownBlobWriter {
     pub fn written(&self) -> u64 {
-        self.ingest.as_ref().map_or(0, |i| i.written)
+        self.ingest.written
+    }
+
+    /// The digest of what was written so far.
+    pub fn digest(&self) -> Digest {
+        self.ingest.hasher.clone().finish()
+    }
+
+    /// The temporary file (to read the content back before deciding to commit it).
+    pub fn path(&self) -> &Path {
+        &self.ingest.path
     }
 
     /// Publishes the content under its digest; returns the digest and size.
     pub fn commit(mut self) -> Result<(Digest, u64)> {
-        let Some(ingest) = self.ingest.take() else {
-            unreachable!("an UnknownBlobWriter is committed once: commit takes self");
-        };
-        let digest = ingest.hasher.clone().finish();
-        let size = ingest.written;
+        let digest = self.digest();
         let target = self.blobs.blob(&digest);
-        if target.is_file() {
-            ingest.remove()?;
-        } else {
-            publish(&ingest.file, &ingest.path, &target)?;
+        if !target.is_file() {
+            publish(&self.ingest.file, &self.ingest.path, &target)?;
+            self.published = true;
         }
-        Ok((digest, size))
+        Ok((digest, self.ingest.written))
     }
 }
 
 impl Write for UnknownBlobWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match &mut self.ingest {
-            Some(ingest) => ingest.append(buf, None),
-            None => Ok(0),
-        }
+        self.ingest.append(buf, None)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
@@ -412,9 +419,9 @@ impl Write for UnknownBlobWriter {
 
 impl Drop for UnknownBlobWriter {
     fn drop(&mut self) {
-        if let Some(ingest) = self.ingest.take() {
+        if !self.published {
             // Best effort: garbage collection removes what is left if this fails.
-            let _ = ingest.remove();
+            let _ = std::fs::remove_file(&self.ingest.path);
         }
     }
 }

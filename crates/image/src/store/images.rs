@@ -373,6 +373,10 @@ mod tests {
         }
         assert!(resolve_in(&all, "localhost:5000/x").is_err());
         assert!(resolve_in(&all, &r.id.hex()[..3]).is_err());
-        assert!(resolve_in(&all, "other@sha256:0000000000000000000000000000000000000000000000000000000000000000").is_err());
+        assert!(resolve_in(
+            &all,
+            "other@sha256:0000000000000000000000000000000000000000000000000000000000000000"
+        )
+        .is_err());
     }
 }
