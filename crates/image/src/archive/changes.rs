@@ -193,7 +193,7 @@ mod tests {
         ] {
             let mut config = ContainerConfig::default();
             let err = apply_changes(&mut config, &[bad.to_string()]).unwrap_err();
-            assert!(err.to_string().contains(bad), "{err}");
+            assert!(err.to_string().contains(&format!("{bad:?}")), "{err}");
         }
     }
 }
