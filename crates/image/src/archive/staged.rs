@@ -113,7 +113,7 @@ impl<'s> Staged<'s> {
                 format!("links to {target:?}, which is not an earlier file of the archive"),
             )
         };
-        let resolved = normalise(&resolved, path).map_err(|_| refuse())?;
+        let resolved = resolve_lexically(&resolved).ok_or_else(refuse)?;
         let digest = self.paths.get(&resolved).cloned().ok_or_else(refuse)?;
         self.paths.insert(path.to_string(), digest);
         Ok(())
@@ -198,6 +198,23 @@ fn normalise(path: &Path, shown: &str) -> Result<String> {
     Ok(parts.join("/"))
 }
 
+/// A link target as a path from the archive root, `..` taken lexically (links are never
+/// followed on disk); `None` if it leaves the archive.
+fn resolve_lexically(path: &Path) -> Option<String> {
+    let mut parts = Vec::new();
+    for component in path.components() {
+        match component {
+            Component::Normal(part) => parts.push(part.to_str()?),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                parts.pop()?;
+            }
+            Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(parts.join("/"))
+}
+
 /// `blobs/<alg>/<hex>` must be named by a valid digest; other paths are not blobs.
 fn named_blob(path: &str) -> Result<Option<Digest>> {
     let mut parts = path.split('/');
@@ -236,5 +253,8 @@ mod tests {
         assert!(normalise(Path::new("/etc/passwd"), "").is_err());
         assert!(named_blob("blobs/sha256/zz").is_err());
         assert!(named_blob("abc/layer.tar").unwrap().is_none());
+        let link = Path::new("b/../a/layer.tar");
+        assert_eq!(resolve_lexically(link).as_deref(), Some("a/layer.tar"));
+        assert!(resolve_lexically(Path::new("b/../../etc")).is_none());
     }
 }
