@@ -299,7 +299,7 @@ fn gc_keeps_what_images_and_snapshots_need_and_removes_the_rest() {
     let (_, snapshot_layer) = make_image(&store, None, "snap.txt");
     store
         .snapshots
-        .create("c1", &[snapshot_layer.clone()])
+        .create("c1", std::slice::from_ref(&snapshot_layer))
         .unwrap();
     let stray = store.content.put(b"nobody needs this").unwrap();
     let mut partial = store
