@@ -26,18 +26,23 @@ fn run(program: &str, args: &[&str]) {
 /// A rootfs tarball: bin/busybox and bin/sh -> busybox.
 fn busybox_rootfs() -> Vec<u8> {
     let mut tar = tar::Builder::new(Vec::new());
-    let mut dir = tar::Header::new_gnu();
-    dir.set_entry_type(tar::EntryType::Directory);
-    dir.set_mode(0o755);
-    dir.set_size(0);
+    let mut dir = owned_by_root(tar::EntryType::Directory, 0o755);
     tar.append_data(&mut dir, "bin/", &[][..]).unwrap();
     tar.append_path_with_name(BUSYBOX, "bin/busybox").unwrap();
-    let mut link = tar::Header::new_gnu();
-    link.set_entry_type(tar::EntryType::Symlink);
-    link.set_size(0);
-    link.set_mode(0o777);
+    let mut link = owned_by_root(tar::EntryType::Symlink, 0o777);
     tar.append_link(&mut link, "bin/sh", "busybox").unwrap();
     tar.into_inner().unwrap()
+}
+
+fn owned_by_root(kind: tar::EntryType, mode: u32) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(kind);
+    header.set_mode(mode);
+    header.set_size(0);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(1_700_000_000);
+    header
 }
 
 fn import_busybox(store: &Store, name: &str) -> ImageRecord {
