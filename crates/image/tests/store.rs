@@ -256,6 +256,9 @@ fn make_image(store: &Store, name: Option<&str>, file: &str) -> (ImageRecord, Di
     let mut header = tar::Header::new_gnu();
     header.set_size(file.len() as u64);
     header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(1_700_000_000);
     header.set_cksum();
     tar.append_data(&mut header, file, file.as_bytes()).unwrap();
     let tar = tar.into_inner().unwrap();

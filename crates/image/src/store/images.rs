@@ -118,8 +118,11 @@ impl ImageStore {
         self.put_all(vec![record])
     }
 
-    /// Several records in one update: all of them or none are written.
+    /// Several records in one update: all of them or none are written. Holds the store's
+    /// shared lock, so garbage collection never runs between reading the records and
+    /// writing these (callers must not hold the exclusive one).
     pub fn put_all(&self, records: Vec<ImageRecord>) -> Result<()> {
+        let _store = StoreLock::shared(&self.root.lock_file())?;
         self.update(|all| {
             for record in records {
                 put_in(all, record);
@@ -128,7 +131,8 @@ impl ImageStore {
         })
     }
 
-    /// Points `target` at the same image as `source` (`gorae tag`).
+    /// Points `target` at the same image as `source` (`gorae tag`). Holds the store's
+    /// shared lock like `put_all`.
     pub fn tag(&self, source: &str, target: &Reference) -> Result<()> {
         if target.digest.is_some() {
             return Err(Error::InvalidReference {
@@ -136,6 +140,7 @@ impl ImageStore {
                 reason: "a tag cannot include a digest",
             });
         }
+        let _store = StoreLock::shared(&self.root.lock_file())?;
         self.update(|all| {
             let source = resolve_in(all, source)?;
             let record = ImageRecord::new(
