@@ -225,7 +225,11 @@ fn skopeo_reads_what_gorae_saves() {
         }
         let ours = config_of(&store, &record);
         assert_eq!(config.rootfs.diff_ids, ours.rootfs.diff_ids, "{transport}");
-        assert_eq!(config.config.unwrap().cmd, ours.config.unwrap().cmd, "{transport}");
+        assert_eq!(
+            config.config.unwrap().cmd,
+            ours.config.unwrap().cmd,
+            "{transport}"
+        );
     }
 }
 
@@ -478,4 +482,29 @@ fn import_refuses_bad_changes_before_touching_the_store() {
     let err = archive::import(&store, &mut &tar[..], &options).unwrap_err();
     assert!(err.to_string().contains("RUN"), "{err}");
     assert_nothing_left(&store, dir.path());
+}
+
+#[test]
+fn import_takes_plain_gzip_and_zstd_rootfs_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let plain = busybox_rootfs();
+    let zstd = zstd::encode_all(&plain[..], 3).unwrap();
+    let gzip = import_busybox(&store, "gz");
+    let mut diff_ids = vec![config_of(&store, &gzip).rootfs.diff_ids];
+    for (name, input) in [("plain", &plain), ("zstd", &zstd)] {
+        let options = ImportOptions {
+            reference: Some(name.parse().unwrap()),
+            ..ImportOptions::default()
+        };
+        let record = archive::import(&store, &mut &input[..], &options).unwrap();
+        diff_ids.push(config_of(&store, &record).rootfs.diff_ids);
+    }
+    assert!(diff_ids.iter().all(|d| *d == diff_ids[0]), "{diff_ids:?}");
+    assert_eq!(store.layers.list().unwrap().len(), 1);
+    let pinned = ImportOptions {
+        reference: Some(format!("x@{}", diff_ids[0][0]).parse().unwrap()),
+        ..ImportOptions::default()
+    };
+    assert!(archive::import(&store, &mut &plain[..], &pinned).is_err());
 }

@@ -24,6 +24,12 @@ pub(super) fn import(
     input: &mut dyn Read,
     options: &ImportOptions,
 ) -> Result<ImageRecord> {
+    if let Some(reference) = options.reference.as_ref().filter(|r| r.digest.is_some()) {
+        return Err(Error::InvalidReference {
+            value: reference.to_string(),
+            reason: "an imported image is named by a tag, not a digest",
+        });
+    }
     let mut container = ContainerConfig::default();
     apply_changes(&mut container, &options.changes)?;
     let _lock = store.lock_shared()?;
@@ -98,12 +104,11 @@ fn store_layer(store: &Store, input: &mut dyn Read) -> Result<(Descriptor, Diges
     let unpacked = store
         .layers
         .unpack(&mut tee, Compression::None, None, "import");
+    tee.check_sink()?;
+    let unpacked = unpacked?;
     // Whatever the tar reader left unread (end-of-archive padding) is part of the layer.
     let drained = std::io::copy(&mut tee, &mut std::io::sink());
-    if let Some(e) = tee.sink_error.take() {
-        return Err(Error::io(tee.sink.get_ref().path(), e));
-    }
-    let unpacked = unpacked?;
+    tee.check_sink()?;
     drained.at(INPUT)?;
     let diff_id = tee.hasher.finish();
     if diff_id != unpacked.diff_id {
@@ -129,6 +134,16 @@ struct Tee<'a> {
     sink: GzEncoder<UnknownBlobWriter>,
     hasher: Hasher,
     sink_error: Option<std::io::Error>,
+}
+
+impl Tee<'_> {
+    /// The blob write error behind a failed read, with the blob's path.
+    fn check_sink(&mut self) -> Result<()> {
+        match self.sink_error.take() {
+            Some(e) => Err(Error::io(self.sink.get_ref().path(), e)),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Read for Tee<'_> {
