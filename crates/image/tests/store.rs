@@ -98,6 +98,41 @@ fn a_second_writer_on_the_same_ingest_is_refused() {
     assert!(store.has(&digest));
 }
 
+/// The ingest lock is the kernel's: another process holding it is refused, and once that
+/// process is killed with SIGKILL its partial is resumed. Needs util-linux's flock(1).
+#[test]
+fn an_ingest_held_by_a_killed_process_is_resumed() {
+    use std::os::unix::process::CommandExt;
+    let (dir, store) = content();
+    let digest = Digest::sha256_of(b"abc");
+    let ingest = dir.path().join(format!("ingest/sha256-{}", digest.hex()));
+    std::fs::write(&ingest, b"ab").unwrap();
+    let mut holder = std::process::Command::new("flock")
+        .arg("-x")
+        .arg(&ingest)
+        .args(["sleep", "600"])
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    // Poll until the other process has the lock (no timing assumption: just retry).
+    let refused = loop {
+        match store.writer(&digest, Some(3)) {
+            Ok(w) => drop(w),
+            Err(e) => break e.to_string(),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    assert!(refused.contains(&digest.to_string()), "{refused}");
+    let group = rustix::process::Pid::from_raw(holder.id() as i32).unwrap();
+    rustix::process::kill_process_group(group, rustix::process::Signal::KILL).unwrap();
+    holder.wait().unwrap();
+    let mut w = store.writer(&digest, Some(3)).unwrap();
+    assert_eq!(w.offset(), 2);
+    w.write_all(b"c").unwrap();
+    w.commit().unwrap();
+    assert_eq!(std::fs::read(store.path(&digest)).unwrap(), b"abc");
+}
+
 #[test]
 fn verify_all_reports_a_corrupted_blob() {
     let (_dir, store) = content();
