@@ -226,6 +226,23 @@ fn rmi_by_name_untags_and_by_id_needs_force_for_several_names() {
 }
 
 #[test]
+fn rmi_by_digest_removes_the_digest_pull_only() {
+    let (_dir, images) = images();
+    let tagged = record(Some("localhost:5000/x:1"), id("5"));
+    let pinned_ref: Reference = format!("localhost:5000/x@{}", tagged.manifest.digest)
+        .parse()
+        .unwrap();
+    let mut pinned = tagged.clone();
+    pinned.name = pinned_ref.to_string();
+    images.put_all(vec![tagged, pinned]).unwrap();
+    let removed = images.remove(&pinned_ref.to_string(), false).unwrap();
+    assert_eq!(removed.len(), 1);
+    assert_eq!(removed[0].name, pinned_ref.to_string());
+    // With no digest record left, the digest still finds the tagged image.
+    assert_eq!(images.resolve(&pinned_ref.to_string()).unwrap().id, id("5"));
+}
+
+#[test]
 fn a_moved_tag_leaves_the_old_image_dangling() {
     let (_dir, images) = images();
     images.put(record(Some("app"), id("1"))).unwrap();

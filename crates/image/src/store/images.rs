@@ -248,10 +248,15 @@ fn find(records: &Records, name_or_id: &str) -> Result<Found> {
 }
 
 fn keys_for_reference(records: &Records, reference: &Reference) -> Vec<String> {
+    let key = reference.to_string();
     let Some(digest) = &reference.digest else {
-        let key = reference.to_string();
         return records.get(&key).map(|_| key).into_iter().collect();
     };
+    // A record pulled by this digest is the one meant; else any name of that repository
+    // whose manifest or index has the digest.
+    if records.contains_key(&key) {
+        return vec![key];
+    }
     let name = reference.name();
     records
         .values()
