@@ -453,6 +453,10 @@ fn malicious_archives_are_refused_and_leave_nothing() {
             "neither index.json nor manifest.json",
             Box::new(|t| file(t, "junk", b"x")),
         ),
+        (
+            "lists no image",
+            Box::new(|t| file(t, "index.json", br#"{"schemaVersion":2,"manifests":[]}"#)),
+        ),
     ];
     for (expected, build) in cases {
         let dir = tempfile::tempdir().unwrap();

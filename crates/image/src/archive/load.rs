@@ -57,6 +57,12 @@ pub(super) fn load(store: &Store, input: &mut dyn Read) -> Result<Vec<ImageRecor
             reason: "neither index.json nor manifest.json: not a docker or OCI archive".into(),
         });
     };
+    if images.is_empty() {
+        return Err(Error::InvalidDocument {
+            what: "image archive".into(),
+            reason: "it lists no image".into(),
+        });
+    }
     for image in &images {
         unpack_layers(store, &staged, image)?;
     }
