@@ -10,7 +10,7 @@ need=()
 # the image tests' real registry, second client, image builder and auth tooling.
 for pkg in busybox-static runc crun hyperfine jq time iproute2 procps \
     podman conmon docker.io containerd bsdutils tar \
-    docker-registry skopeo umoci apache2-utils openssl python3; do
+    docker-registry skopeo umoci apache2-utils openssl python3 curl; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then
