@@ -115,14 +115,25 @@ fn refuses_bad_ids_duplicates_and_missing_layers() {
     let env = Env::new();
     let base = env.layer(&[("a", "a")]);
     for bad in ["", "../x", "a/b", ".hidden", "x y"] {
-        let err = env.snapshots.create(bad, &[base.clone()]).unwrap_err();
+        let err = env
+            .snapshots
+            .create(bad, std::slice::from_ref(&base))
+            .unwrap_err();
         assert!(err.to_string().contains("invalid snapshot id"), "{err}");
     }
-    env.snapshots.create("one", &[base.clone()]).unwrap();
-    let err = env.snapshots.create("one", &[base.clone()]).unwrap_err();
+    env.snapshots
+        .create("one", std::slice::from_ref(&base))
+        .unwrap();
+    let err = env
+        .snapshots
+        .create("one", std::slice::from_ref(&base))
+        .unwrap_err();
     assert!(err.to_string().contains("already exists"), "{err}");
     let missing = Digest::sha256_of(b"no such layer");
-    let err = env.snapshots.create("two", &[missing.clone()]).unwrap_err();
+    let err = env
+        .snapshots
+        .create("two", std::slice::from_ref(&missing))
+        .unwrap_err();
     assert!(matches!(err, Error::Layer { .. }), "{err}");
     assert!(err.to_string().contains(&missing.to_string()), "{err}");
     assert!(env.snapshots.get("two").is_err());
@@ -187,7 +198,7 @@ fn read_only_image_mounts() {
 
     let single = env.mountpoint("one");
     env.snapshots
-        .mount_readonly(&[base.clone()], &single.0)
+        .mount_readonly(std::slice::from_ref(&base), &single.0)
         .unwrap();
     assert_eq!(read(&single.0.join("etc/os")), "base");
     let err = fs::write(single.0.join("x"), "x").unwrap_err();
