@@ -9,6 +9,7 @@ use std::io::{Cursor, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use gorae_image::layer::snapshot::Snapshots;
 use gorae_image::layer::LayerStore;
 use gorae_image::{Compression, DataRoot, Digest, Error};
 use tar::{Builder, EntryType, Header};
@@ -299,7 +300,8 @@ fn whiteouts_become_overlay_whiteouts_and_hide_lower_files() {
     file(&mut b, "keep", 0o644, b"lower");
     file(&mut b, "dir/old", 0o644, b"lower");
     file(&mut b, "dir/sub/deep", 0o644, b"lower");
-    let lower = env.unpack(&finish(b)).unwrap();
+    let lower_tar = finish(b);
+    env.unpack(&lower_tar).unwrap();
 
     let mut b = Builder::new(Vec::new());
     file(&mut b, ".wh.gone", 0o644, b"");
@@ -307,7 +309,8 @@ fn whiteouts_become_overlay_whiteouts_and_hide_lower_files() {
     file(&mut b, "dir/.wh..wh..opq", 0o644, b"");
     file(&mut b, "dir/new", 0o644, b"upper");
     file(&mut b, ".wh..wh.plnk", 0o644, b"");
-    let upper = env.unpack(&finish(b)).unwrap();
+    let upper_tar = finish(b);
+    let upper = env.unpack(&upper_tar).unwrap();
 
     let whiteout = fs::symlink_metadata(upper.join("gone")).unwrap();
     assert!(whiteout.file_type().is_char_device());
@@ -318,30 +321,22 @@ fn whiteouts_become_overlay_whiteouts_and_hide_lower_files() {
     );
     assert!(!upper.join(".wh..wh.plnk").exists());
 
+    // Overlay itself agrees: mounted over the lower layer, they hide its files.
     let target = tempfile::tempdir().unwrap();
-    let options = format!("lowerdir={}:{}", upper.display(), lower.display());
-    rustix::mount::mount(
-        "overlay",
-        target.path(),
-        "overlay",
-        rustix::mount::MountFlags::RDONLY,
-        Some(std::ffi::CString::new(options).unwrap().as_c_str()),
-    )
-    .unwrap();
-    let seen = (|| {
-        let mut names: Vec<String> = Vec::new();
-        for sub in ["", "dir"] {
-            for entry in fs::read_dir(target.path().join(sub)).unwrap() {
-                names.push(format!(
-                    "{sub}/{}",
-                    entry.unwrap().file_name().to_string_lossy()
-                ));
-            }
+    let snapshots = Snapshots::open(&env.root).unwrap();
+    let layers = [Digest::sha256_of(&lower_tar), Digest::sha256_of(&upper_tar)];
+    snapshots.mount_readonly(&layers, target.path()).unwrap();
+    let mut seen: Vec<String> = Vec::new();
+    for sub in ["", "dir"] {
+        for entry in fs::read_dir(target.path().join(sub)).unwrap() {
+            seen.push(format!(
+                "{sub}/{}",
+                entry.unwrap().file_name().to_string_lossy()
+            ));
         }
-        names.sort();
-        names
-    })();
-    rustix::mount::unmount(target.path(), rustix::mount::UnmountFlags::empty()).unwrap();
+    }
+    seen.sort();
+    snapshots.unmount(target.path()).unwrap();
     assert_eq!(seen, ["/dir", "/keep", "dir/new"]);
 }
 

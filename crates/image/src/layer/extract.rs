@@ -510,10 +510,18 @@ impl Meta {
                 .filter(|&id| id != u32::MAX)
                 .ok_or_else(|| format!("{what} {value} is out of range"))
         };
-        let mode = header.mode().map_err(|e| field("mode", e))? & 0o7777;
-        let uid = id(header.uid().map_err(|e| field("uid", e))?, "uid")?;
-        let gid = id(header.gid().map_err(|e| field("gid", e))?, "gid")?;
-        let secs = header.mtime().map_err(|e| field("mtime", e))?;
+        // Empty numeric fields mean 0, as Go's archive/tar (which wrote many layers) reads them.
+        let number = |raw: &[u8], value: io::Result<u64>, what: &str| {
+            if raw.iter().all(|&b| b == 0 || b == b' ') {
+                return Ok(0);
+            }
+            value.map_err(|e| field(what, e))
+        };
+        let old = header.as_old();
+        let mode = number(&old.mode, header.mode().map(u64::from), "mode")? as u32 & 0o7777;
+        let uid = id(number(&old.uid, header.uid(), "uid")?, "uid")?;
+        let gid = id(number(&old.gid, header.gid(), "gid")?, "gid")?;
+        let secs = number(&old.mtime, header.mtime(), "mtime")?;
         let mut mtime = Timespec {
             tv_sec: i64::try_from(secs).unwrap_or(i64::MAX),
             tv_nsec: 0,

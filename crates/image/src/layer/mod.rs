@@ -8,6 +8,7 @@
 
 mod entry_path;
 mod extract;
+mod own_cwd;
 pub mod snapshot;
 mod unpack;
 mod whiteout;
@@ -41,7 +42,7 @@ impl LayerStore {
     /// Opens the layer store, removing what unpacks interrupted by a crash left behind.
     pub fn open(root: &DataRoot) -> Result<LayerStore> {
         let store = LayerStore { root: root.clone() };
-        store.remove_stale_tmp()?;
+        remove_abandoned(&root.layers_tmp_dir(), "")?;
         Ok(store)
     }
 
@@ -67,7 +68,7 @@ impl LayerStore {
         expected: Option<&Digest>,
         label: &str,
     ) -> Result<UnpackedLayer> {
-        let tmp = TempTree::create(&self.root.layers_tmp_dir())?;
+        let tmp = TempTree::create(&self.root.layers_tmp_dir(), "")?;
         let algorithm = expected.map_or(Algorithm::Sha256, Digest::algorithm);
         let (diff_id, tar_size) =
             unpack::unpack_into(&tmp.path, blob, compression, algorithm, label)?;
@@ -97,7 +98,7 @@ impl LayerStore {
     /// place, so a failure half-way never leaves a partial tree under the layer's name.
     pub fn remove(&self, diff_id: &Digest) -> Result<()> {
         let dir = self.dir(diff_id);
-        let tmp = TempTree::name(&self.root.layers_tmp_dir())?;
+        let tmp = TempTree::name(&self.root.layers_tmp_dir(), "")?;
         match std::fs::rename(&dir, &tmp) {
             Ok(()) => remove_tree(&tmp),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -127,47 +128,51 @@ impl LayerStore {
         layers.sort();
         Ok(layers)
     }
-
-    /// Removes temp trees whose unpacking process is gone (killed, or the machine crashed).
-    fn remove_stale_tmp(&self) -> Result<()> {
-        let dir = self.root.layers_tmp_dir();
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(Error::io(dir, e)),
-        };
-        for entry in entries {
-            let entry = entry.at(&dir)?;
-            let name = entry.file_name();
-            let pid = name.to_str().and_then(|n| n.split('-').next());
-            let alive = pid.is_some_and(|pid| Path::new("/proc").join(pid).exists());
-            if !alive {
-                remove_tree(&entry.path())?;
-            }
-        }
-        Ok(())
-    }
 }
 
-/// A directory under layers/tmp/ that is removed when dropped, unless kept.
-struct TempTree {
+/// Removes the entries of `dir` named `<prefix>[kind-]<pid>-<n>` whose process is gone (killed,
+/// or the machine crashed): temp trees nobody will finish or clean up.
+pub(crate) fn remove_abandoned(dir: &Path, prefix: &str) -> Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.at(dir)?;
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(prefix)) else {
+            continue;
+        };
+        let is_pid = |t: &&str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+        let pid = rest.split('-').find(is_pid);
+        let alive = pid.is_some_and(|pid| Path::new("/proc").join(pid).exists());
+        if !alive {
+            remove_tree(&entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// A temp directory (under layers/tmp/, say) that is removed when dropped, unless kept.
+pub(crate) struct TempTree {
     path: PathBuf,
     keep: bool,
 }
 
 impl TempTree {
-    /// A fresh name in `dir`: `<pid>-<n>`, so a later open can tell whether its owner is
-    /// still alive.
-    fn name(dir: &Path) -> Result<PathBuf> {
+    /// A fresh name in `dir`: `<prefix><pid>-<n>`, so that `remove_abandoned` can tell
+    /// whether its owner is still alive.
+    pub(crate) fn name(dir: &Path, prefix: &str) -> Result<PathBuf> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         std::fs::create_dir_all(dir).at(dir)?;
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        Ok(dir.join(format!("{}-{n}", std::process::id())))
+        Ok(dir.join(format!("{prefix}{}-{n}", std::process::id())))
     }
 
-    fn create(dir: &Path) -> Result<TempTree> {
+    pub(crate) fn create(dir: &Path, prefix: &str) -> Result<TempTree> {
         loop {
-            let path = TempTree::name(dir)?;
+            let path = TempTree::name(dir, prefix)?;
             match std::fs::create_dir(&path) {
                 Ok(()) => return Ok(TempTree { path, keep: false }),
                 // Left by an earlier process with our pid.
@@ -177,7 +182,11 @@ impl TempTree {
         }
     }
 
-    fn keep(mut self) {
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn keep(mut self) {
         self.keep = true;
     }
 }
