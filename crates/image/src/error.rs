@@ -60,6 +60,13 @@ pub enum Error {
     },
     #[error("layer {layer}: {reason}")]
     Layer { layer: String, reason: String },
+    #[error("layer {layer}: entry {entry:?}: {source}")]
+    LayerEntryIo {
+        layer: String,
+        entry: String,
+        #[source]
+        source: std::io::Error,
+    },
 
     // ---- registries
     #[error("{registry}: {message}")]
