@@ -151,21 +151,16 @@ async fn push_blob(
         StatusCode::NOT_FOUND => {}
         _ => return Err(repo.registry.status_error(&what, head).await),
     }
-    let mut location = None;
-    for from in mount_from {
-        match mount(repo, blob, from, &what).await? {
+    // One mount attempt: a registry that cannot mount answers by starting an upload,
+    // which is then used rather than abandoned for another source.
+    let location = match mount_from.first() {
+        Some(from) => match mount(repo, blob, from, &what).await? {
             Mounted::Done => {
                 bar.finish(&format!("Mounted from {from}"));
                 return Ok(());
             }
-            Mounted::Upload(started) => {
-                location = Some(started);
-                break;
-            }
-        }
-    }
-    let location = match location {
-        Some(l) => l,
+            Mounted::Upload(started) => started,
+        },
         None => start_upload(repo, &what).await?,
     };
     let size = std::fs::metadata(&path).at(&path)?.len();
