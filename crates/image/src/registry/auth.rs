@@ -432,13 +432,16 @@ mod tests {
 
     #[test]
     fn parses_quoted_pairs_commas_and_spacing() {
-        let c = one(
+        let v = parse_challenges(
             r#"bearer  Realm = "http://x/t?a=1,b=2" , service="a \"q\" \\ b",scope=x:y:pull,push"#,
         );
+        let c = &v[0];
         assert_eq!(c.param("realm"), Some("http://x/t?a=1,b=2"));
         assert_eq!(c.param("service"), Some(r#"a "q" \ b"#));
         // Unquoted, the comma ends the value and `push` is read as the next challenge.
         assert_eq!(c.param("scope"), Some("x:y:pull"));
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[1].scheme, "push");
     }
 
     #[test]
