@@ -23,6 +23,7 @@
 #
 # Knobs (environment): ROUNDS (7), WARMUP (1), BENCH_DIR (/var/tmp/gorae-bench-pull),
 # BENCH_FS (loop: a fresh ext4 image for the destinations; anything else: /var/tmp),
+# ONLY (a subset of the tools, e.g. "gorae skopeo", for quick looks; ratios need all three),
 # GORAE_PULL (the command the destination root and the reference are appended to; default:
 # `target/.../release/gorae --root` if it has `pull`, else the library's `examples/pull
 # --root`), RESULTS_DIR (bench/results), PORT (free port).
@@ -194,6 +195,11 @@ TOOLS=(
 if [[ $GORAE_PULL == *"/gorae --root" ]]; then
     TOOLS[0]="gorae|$GORAE_PULL DEST pull --quiet $IMAGE"
 fi
+if [[ -n ${ONLY:-} ]]; then
+    kept=()
+    for t in "${TOOLS[@]}"; do [[ " $ONLY " == *" ${t%%|*} "* ]] && kept+=("$t"); done
+    TOOLS=("${kept[@]}")
+fi
 need=$(( (ROUNDS + WARMUP) * 2 ))
 avail=$(df -BG --output=avail "$WORK" | tail -1 | tr -dc 0-9)
 (( avail > need )) || die "need about ${need} GB free in $WORK, have ${avail} GB"
@@ -223,6 +229,8 @@ for i in range(warmup + rounds):
 json.dump(times, open(out, "w"), indent=1)
 med = {n: statistics.median(v) for n, v in times.items()}
 def ratio(a, b):
+    if a not in times or b not in times:
+        return float("nan")
     return statistics.median(x / y for x, y in zip(times[a], times[b]))
 print("| tool | what it does | median | min | max |")
 print("|---|---|---|---|---|")
