@@ -53,6 +53,18 @@ impl Progress {
     }
 }
 
+impl Drop for Progress {
+    fn drop(&mut self) {
+        // indicatif leaves the cursor at the end of the last bar: what the caller prints
+        // next must start on a line of its own.
+        if let Progress::Bars(multi) = self {
+            if !multi.is_hidden() {
+                eprintln!();
+            }
+        }
+    }
+}
+
 fn message_style() -> ProgressStyle {
     ProgressStyle::with_template("{prefix}: {msg}").unwrap_or_else(|_| ProgressStyle::default_bar())
 }
