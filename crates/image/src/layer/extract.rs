@@ -94,14 +94,20 @@ impl Extractor {
         budget: &MetadataBudget,
     ) -> Result<()> {
         let mut entries = archive.entries().map_err(|e| self.tar_error(e))?;
+        let mut data_end = 0;
         loop {
             budget.start();
             let next = entries.next();
             budget.stop();
             let mut entry = match next {
                 None => break,
+                // The stream stopped after the last entry's data, without its padding or
+                // the end-of-archive blocks (umoci writes such layers). Go's archive/tar,
+                // which every other client uses, reads that as the end; so do we.
+                Some(Err(_)) if data_end > 0 && budget.ended_after(data_end) => break,
                 Some(entry) => entry.map_err(|e| self.tar_error(e))?,
             };
+            data_end = entry.raw_file_position() + entry.size();
             self.current = entry.path_bytes().into_owned();
             self.entry(&mut entry)?;
             // Whatever the entry type did not use (a hardlink's data, say) is skipped here,

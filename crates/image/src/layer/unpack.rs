@@ -27,6 +27,10 @@ const CHUNKS_IN_FLIGHT: usize = 4;
 pub(crate) struct MetadataBudget {
     counting: Cell<bool>,
     used: Cell<u64>,
+    /// Bytes of the tar read so far, and whether the stream has ended: together they tell
+    /// a stream that stops right after an entry's data from a truncated entry.
+    read: Cell<u64>,
+    ended: Cell<bool>,
 }
 
 impl MetadataBudget {
@@ -37,6 +41,11 @@ impl MetadataBudget {
 
     pub(crate) fn stop(&self) {
         self.counting.set(false);
+    }
+
+    /// Whether the stream ended after at least `offset` bytes.
+    pub(crate) fn ended_after(&self, offset: u64) -> bool {
+        self.ended.get() && self.read.get() >= offset
     }
 }
 
@@ -50,6 +59,10 @@ impl<R: Read> Read for Metered<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         let budget = &self.budget;
+        budget.read.set(budget.read.get() + n as u64);
+        if n == 0 && !buf.is_empty() {
+            budget.ended.set(true);
+        }
         if budget.counting.get() {
             budget.used.set(budget.used.get() + n as u64);
             if budget.used.get() > METADATA_LIMIT {
@@ -194,6 +207,8 @@ impl Read for ChunkReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.pos == self.current.len() {
             let used = std::mem::take(&mut self.current);
+            // Reads after the end must keep answering 0, not index past the empty chunk.
+            self.pos = 0;
             if used.capacity() > 0 {
                 let _ = self.spares.send(used);
             }
