@@ -95,7 +95,12 @@ pub fn pull(g: &Global, args: PullArgs) -> Result<()> {
             .digest
             .clone();
         eprintln!("Digest: {digest}");
-        eprintln!("Status: Image is up to date for {}", reference.familiar());
+        let status = if before.as_ref() == Some(&record.manifest.digest) {
+            "Image is up to date for"
+        } else {
+            "Downloaded newer image for"
+        };
+        eprintln!("Status: {status} {}", reference.familiar());
     }
     println!("{reference}");
     Ok(())
