@@ -79,6 +79,11 @@ pub fn pull(g: &Global, args: PullArgs) -> Result<()> {
         registry: registry_options(g, args.quiet),
         platform,
     };
+    let before = store
+        .images
+        .resolve(&reference.to_string())
+        .ok()
+        .map(|r| r.manifest.digest);
     if !args.quiet {
         let what = reference
             .tag
