@@ -1,23 +1,61 @@
 #!/usr/bin/env bash
-# Sets gorae up on a fresh Debian 12 machine and runs its main job: builds gorae-runc, makes
-# an OCI bundle from the static busybox, and runs a container with it. Needs root.
+# Sets gorae up on a fresh Debian 12 machine and runs its main job. Needs root.
+#  1. builds gorae and gorae-runc;
+#  2. makes a busybox image from Debian's busybox-static with `gorae import`;
+#  3. starts a local registry (Debian's CNCF docker-registry), pushes the image to it, removes
+#     it locally and pulls it back;
+#  4. mounts the pulled image read-only and runs a container on it with gorae-runc.
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/install-deps.sh
 cargo build --release
-runc_bin=$PWD/target/x86_64-unknown-linux-gnu/release/gorae-runc
+bin=$PWD/target/x86_64-unknown-linux-gnu/release
 
-bundle=$(mktemp -d /tmp/gorae-demo.XXXXXX)
-trap 'rm -rf "$bundle"' EXIT
-mkdir -p "$bundle/rootfs/bin"
-cp /bin/busybox "$bundle/rootfs/bin/"
+work=$(mktemp -d /tmp/gorae-demo.XXXXXX)
+registry_pid=
+cleanup() {
+    mountpoint -q "$work/bundle/rootfs" && "$bin/gorae" --root "$work/root" image unmount "$work/bundle/rootfs"
+    [[ -n $registry_pid ]] && kill "$registry_pid" 2>/dev/null && wait "$registry_pid" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+gorae() { "$bin/gorae" --root "$work/root" "$@"; }
+
+# A busybox rootfs tarball.
+mkdir -p "$work/rootfs/bin" "$work/rootfs/"{proc,sys,dev,etc,tmp}
+cp /bin/busybox "$work/rootfs/bin/"
 for applet in $(/bin/busybox --list); do
-    [[ $applet == busybox ]] || ln -s busybox "$bundle/rootfs/bin/$applet"
+    [[ $applet == busybox ]] || ln -s busybox "$work/rootfs/bin/$applet"
 done
-mkdir -p "$bundle/rootfs/"{proc,sys,dev,etc,tmp}
-cd "$bundle"
-"$runc_bin" spec
-jq '.process.terminal = false
-    | .process.args = ["sh", "-c", "echo \"hello from $(hostname): pid $$ in its own namespace\"; id; ls /"]' \
-    config.json > config.tmp && mv config.tmp config.json
-"$runc_bin" run "demo-$$"
+echo 'root:x:0:0:root:/root:/bin/sh' >"$work/rootfs/etc/passwd"
+tar -C "$work/rootfs" -czf "$work/busybox.tar.gz" .
+
+# A local registry on a free port.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat >"$work/registry.yml" <<YAML
+version: 0.1
+log: {level: error}
+storage: {filesystem: {rootdirectory: $work/registry}}
+http: {addr: 127.0.0.1:$port}
+YAML
+docker-registry serve "$work/registry.yml" 2>"$work/registry.log" &
+registry_pid=$!
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
+
+image=127.0.0.1:$port/demo/busybox:latest
+echo "== gorae import / push / rmi / pull ($image)"
+gorae import -c 'CMD ["sh"]' "$work/busybox.tar.gz" "$image"
+gorae push "$image"
+gorae rmi "$image"
+gorae pull "$image"
+gorae images
+
+echo "== a container on the pulled image, run by gorae-runc"
+mkdir -p "$work/bundle/rootfs"
+gorae image mount "$image" "$work/bundle/rootfs"
+cd "$work/bundle"
+"$bin/gorae-runc" spec
+jq '.process.terminal = false | .root.readonly = true
+    | .process.args = ["sh", "-c", "echo \"hello from $(hostname): pid $$, image rootfs:\"; ls /"]' \
+    config.json >config.tmp && mv config.tmp config.json
+"$bin/gorae-runc" run "demo-$$"

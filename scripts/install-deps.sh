@@ -6,8 +6,11 @@ export DEBIAN_FRONTEND=noninteractive
 need=()
 # podman (with conmon), docker.io (dockerd, containerd, containerd-shim-runc-v2) and script
 # (bsdutils) are for the drop-in tests, which start their own daemons on private sockets.
+# docker-registry (CNCF distribution), skopeo, umoci, htpasswd (apache2-utils) and openssl are
+# the image tests' real registry, second client, image builder and auth tooling.
 for pkg in busybox-static runc crun hyperfine jq time iproute2 procps \
-    podman conmon docker.io containerd bsdutils tar; do
+    podman conmon docker.io containerd bsdutils tar \
+    docker-registry skopeo umoci apache2-utils openssl python3 curl; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then

@@ -2,15 +2,21 @@
 //! distribution) for pull and push, with anonymous, basic and Bearer-token auth.
 
 pub mod auth;
+mod client;
 pub mod progress;
+mod pull;
+mod push;
 
 use crate::digest::Digest;
 use crate::error::Result;
+use crate::layout::DataRoot;
 use crate::platform::Platform;
 use crate::reference::Reference;
 use crate::store::{ImageRecord, Store};
 
+pub use auth::{CredentialStore, Credentials};
 pub use progress::ProgressMode;
+pub use push::DEFAULT_CHUNK_SIZE;
 
 #[derive(Debug, Clone)]
 pub struct RegistryOptions {
@@ -18,6 +24,19 @@ pub struct RegistryOptions {
     /// are allowed http.
     pub insecure: Vec<String>,
     pub progress: ProgressMode,
+    /// Push: blobs larger than this go up in PATCH chunks of this size; smaller ones in one
+    /// PUT. None means DEFAULT_CHUNK_SIZE.
+    pub chunk_size: Option<u64>,
+}
+
+impl Default for RegistryOptions {
+    fn default() -> Self {
+        RegistryOptions {
+            insecure: Vec::new(),
+            progress: ProgressMode::Auto,
+            chunk_size: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -34,8 +53,7 @@ pub async fn pull(
     reference: &Reference,
     options: &PullOptions,
 ) -> Result<ImageRecord> {
-    let _ = (store, reference, options);
-    todo!("registry helper")
+    pull::pull(store, reference, options).await
 }
 
 /// Pushes the local image `source` to `destination` and returns the manifest digest.
@@ -45,6 +63,30 @@ pub async fn push(
     destination: &Reference,
     options: &RegistryOptions,
 ) -> Result<Digest> {
-    let _ = (store, source, destination, options);
-    todo!("registry helper")
+    push::push(store, source, destination, options).await
+}
+
+/// Checks `credentials` against `registry` (`GET /v2/`, answering its challenge) and, if
+/// they work, saves them in the data root's auth.json.
+pub async fn login(
+    root: &DataRoot,
+    registry: &str,
+    credentials: &Credentials,
+    options: &RegistryOptions,
+) -> Result<()> {
+    let client = client::Registry::with_credentials(registry, options, Some(credentials.clone()))?;
+    let what = "login";
+    let url = client.url("/v2/");
+    let response = client
+        .request(reqwest::Method::GET, &url, &[], what)
+        .await?;
+    if !response.status().is_success() {
+        return Err(client.status_error(what, response).await);
+    }
+    CredentialStore::new(root).save(registry, credentials)
+}
+
+/// Forgets the saved credentials for `registry`; false if there were none.
+pub fn logout(root: &DataRoot, registry: &str) -> Result<bool> {
+    CredentialStore::new(root).remove(registry)
 }
