@@ -652,3 +652,23 @@ fn a_tar_cut_after_the_last_entrys_data_is_complete() {
     assert!(err.contains("opt/top-one") || err.contains("tar"), "{err}");
     env.assert_no_layer_left();
 }
+
+#[test]
+fn forged_overlay_xattrs_are_dropped() {
+    let env = Env::new();
+    let mut b = Builder::new(Vec::new());
+    b.append_pax_extensions([
+        ("SCHILY.xattr.trusted.overlay.opaque", &b"y"[..]),
+        ("SCHILY.xattr.trusted.overlay.redirect", &b"/etc"[..]),
+        ("SCHILY.xattr.trusted.kept", &b"1"[..]),
+    ])
+    .unwrap();
+    dir(&mut b, "d", 0o755);
+    let root = env.unpack(&finish(b)).unwrap();
+    assert_eq!(get_xattr(&root.join("d"), "trusted.overlay.opaque"), None);
+    assert_eq!(get_xattr(&root.join("d"), "trusted.overlay.redirect"), None);
+    assert_eq!(
+        get_xattr(&root.join("d"), "trusted.kept").as_deref(),
+        Some(&b"1"[..])
+    );
+}

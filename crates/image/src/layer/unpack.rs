@@ -113,6 +113,7 @@ pub(crate) fn unpack_into(
                 spares: spares_tx,
                 current: Vec::new(),
                 pos: 0,
+                broken: None,
             };
             let result = extract(extractor, reader);
             failed.store(result.is_err(), Ordering::Relaxed);
@@ -201,6 +202,8 @@ struct ChunkReader {
     spares: Sender<Vec<u8>>,
     current: Vec<u8>,
     pos: usize,
+    /// The stream's error, once it had one.
+    broken: Option<String>,
 }
 
 impl Read for ChunkReader {
@@ -213,15 +216,72 @@ impl Read for ChunkReader {
                 let _ = self.spares.send(used);
             }
             match self.chunks.recv() {
-                Ok(chunk) => self.current = chunk?,
+                Ok(Ok(chunk)) => self.current = chunk,
+                Ok(Err(e)) => {
+                    // Every later read fails the same way: the stream cannot resume.
+                    self.broken = Some(e.to_string());
+                    return Err(e);
+                }
+                Err(_) if self.broken.is_some() => {
+                    return Err(io::Error::other(self.broken.clone().unwrap_or_default()));
+                }
                 // The feeding thread is done: the stream ended.
                 Err(_) => return Ok(0),
             }
-            self.pos = 0;
         }
         let n = buf.len().min(self.current.len() - self.pos);
         buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
         self.pos += n;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reader(chunks: Vec<io::Result<Vec<u8>>>) -> ChunkReader {
+        let (tx, rx) = mpsc::sync_channel(chunks.len());
+        for chunk in chunks {
+            tx.send(chunk).unwrap();
+        }
+        ChunkReader {
+            chunks: rx,
+            spares: mpsc::channel().0,
+            current: Vec::new(),
+            pos: 0,
+            broken: None,
+        }
+    }
+
+    /// Found by fuzzing: reading again after the end used a stale position.
+    #[test]
+    fn reads_after_the_end_stay_at_the_end() {
+        let mut r = reader(vec![Ok(b"abc".to_vec()), Ok(b"de".to_vec())]);
+        let mut buf = [0u8; 2];
+        let mut got = Vec::new();
+        loop {
+            let n = r.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, b"abcde");
+        assert_eq!(r.read(&mut buf).unwrap(), 0);
+        assert_eq!(r.read(&mut buf).unwrap(), 0);
+    }
+
+    #[test]
+    fn errors_stick() {
+        let mut r = reader(vec![Ok(b"a".to_vec()), Err(io::Error::other("bad gzip"))]);
+        let mut buf = [0u8; 4];
+        assert_eq!(r.read(&mut buf).unwrap(), 1);
+        assert!(r.read(&mut buf).is_err());
+        assert!(r
+            .read(&mut buf)
+            .unwrap_err()
+            .to_string()
+            .contains("bad gzip"));
     }
 }
