@@ -34,7 +34,7 @@ tar -C "$work/rootfs" -czf "$work/busybox.tar.gz" .
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cat >"$work/registry.yml" <<YAML
 version: 0.1
-log: {level: error}
+log: {level: error, accesslog: {disabled: true}}
 storage: {filesystem: {rootdirectory: $work/registry}}
 http: {addr: 127.0.0.1:$port}
 YAML

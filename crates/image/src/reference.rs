@@ -194,14 +194,15 @@ impl FromStr for Reference {
                 "repository must be lowercase components of [a-z0-9] joined by . _ __ or -",
             ));
         }
-        if path.len() > 255 {
-            return Err(bad("repository longer than 255 characters"));
-        }
         let repository = if registry == DEFAULT_REGISTRY && !path.contains('/') {
             format!("library/{path}")
         } else {
             path
         };
+        // Checked once normalised, so that the printed form parses back (found by fuzzing).
+        if repository.len() > 255 {
+            return Err(bad("repository longer than 255 characters"));
+        }
         Ok(Reference {
             registry,
             repository,

@@ -629,3 +629,46 @@ fn empty_layer_and_remove() {
     env.store.remove(&unpacked.diff_id).unwrap();
     env.assert_no_layer_left();
 }
+
+/// umoci writes layers whose stream stops right after the last file's data (no padding, no
+/// end-of-archive blocks); Go's archive/tar accepts them, so gorae must. Data cut short
+/// inside an entry is still an error.
+#[test]
+fn a_tar_cut_after_the_last_entrys_data_is_complete() {
+    let mut b = Builder::new(Vec::new());
+    let mut h = Header::new_gnu();
+    h.set_mode(0o644);
+    h.set_size(8);
+    b.append_data(&mut h, "opt/top-one", &b"top-one\n"[..])
+        .unwrap();
+    let full = b.into_inner().unwrap();
+    let cut = &full[..512 + 8];
+    let env = Env::new();
+    let dir = env.unpack(cut).unwrap();
+    assert_eq!(fs::read(dir.join("opt/top-one")).unwrap(), b"top-one\n");
+
+    let env = Env::new();
+    let err = env.unpack(&full[..512 + 5]).unwrap_err().to_string();
+    assert!(err.contains("opt/top-one") || err.contains("tar"), "{err}");
+    env.assert_no_layer_left();
+}
+
+#[test]
+fn forged_overlay_xattrs_are_dropped() {
+    let env = Env::new();
+    let mut b = Builder::new(Vec::new());
+    b.append_pax_extensions([
+        ("SCHILY.xattr.trusted.overlay.opaque", &b"y"[..]),
+        ("SCHILY.xattr.trusted.overlay.redirect", &b"/etc"[..]),
+        ("SCHILY.xattr.trusted.kept", &b"1"[..]),
+    ])
+    .unwrap();
+    dir(&mut b, "d", 0o755);
+    let root = env.unpack(&finish(b)).unwrap();
+    assert_eq!(get_xattr(&root.join("d"), "trusted.overlay.opaque"), None);
+    assert_eq!(get_xattr(&root.join("d"), "trusted.overlay.redirect"), None);
+    assert_eq!(
+        get_xattr(&root.join("d"), "trusted.kept").as_deref(),
+        Some(&b"1"[..])
+    );
+}

@@ -1,7 +1,7 @@
 //! Layer entry names checked before anything touches the filesystem: a tar entry (or a
-//! hardlink target) must name a path inside the layer, so absolute names and `..`
-//! components are refused outright rather than "cleaned", and `.` and empty components are
-//! dropped (`./usr//bin` is `usr/bin`).
+//! hardlink target) must name a path inside the layer, so absolute names (other than a bare
+//! `/`, the root itself) and `..` components are refused outright rather than "cleaned", and
+//! `.` and empty components are dropped (`./usr//bin` is `usr/bin`).
 
 /// A normalised relative path inside a layer: components joined by `/`, none of them empty,
 /// `.` or `..`. The empty path is the layer root.
@@ -22,7 +22,8 @@ impl EntryPath {
         if raw.contains(&0) {
             return Err("name contains a NUL byte");
         }
-        if raw.starts_with(b"/") {
+        // A bare "/" names the layer root itself (umoci writes one); it cannot reach out.
+        if raw.starts_with(b"/") && raw.iter().any(|&b| b != b'/' && b != b'.') {
             return Err("absolute path");
         }
         let mut path = Vec::with_capacity(raw.len());
@@ -80,6 +81,7 @@ mod tests {
         assert_eq!(split("a/./b/."), ("a".into(), "b".into()));
         assert!(EntryPath::parse(b"./").unwrap().is_root());
         assert!(EntryPath::parse(b".").unwrap().is_root());
+        assert!(EntryPath::parse(b"/").unwrap().is_root());
     }
 
     #[test]

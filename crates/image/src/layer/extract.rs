@@ -47,6 +47,9 @@ const COPY_BUFFER: usize = 1 << 20;
 /// Files at least this big get holes where their content is zeros.
 const SPARSE_MIN: u64 = 1 << 20;
 const HOLE_BLOCK: usize = 64 << 10;
+/// A GNU sparse entry's size costs nothing in the tar, but its holes are still read (as
+/// zeros) here: past this, a tiny tar could keep unpacking busy for minutes.
+const SPARSE_LIMIT: u64 = 16 << 30;
 
 /// Metadata of one entry, as the tar header and its PAX records give it.
 struct Meta {
@@ -94,14 +97,20 @@ impl Extractor {
         budget: &MetadataBudget,
     ) -> Result<()> {
         let mut entries = archive.entries().map_err(|e| self.tar_error(e))?;
+        let mut data_end = 0;
         loop {
             budget.start();
             let next = entries.next();
             budget.stop();
             let mut entry = match next {
                 None => break,
+                // The stream stopped after the last entry's data, without its padding or
+                // the end-of-archive blocks (umoci writes such layers). Go's archive/tar,
+                // which every other client uses, reads that as the end; so do we.
+                Some(Err(_)) if data_end > 0 && budget.ended_after(data_end) => break,
                 Some(entry) => entry.map_err(|e| self.tar_error(e))?,
             };
+            data_end = entry.raw_file_position() + entry.size();
             self.current = entry.path_bytes().into_owned();
             self.entry(&mut entry)?;
             // Whatever the entry type did not use (a hardlink's data, say) is skipped here,
@@ -183,6 +192,10 @@ impl Extractor {
         entry: &mut tar::Entry<R>,
         meta: &Meta,
     ) -> Result<()> {
+        if entry.header().entry_type().is_gnu_sparse() && entry.size() > SPARSE_LIMIT {
+            let limit = SPARSE_LIMIT >> 30;
+            return Err(self.refuse(format!("sparse file larger than {limit} GiB")));
+        }
         let private = Mode::from_raw_mode(0o600);
         let fd = self.create(parent, name, || {
             rustix::fs::openat(parent, name, NEW_FILE, private)
@@ -549,11 +562,14 @@ impl Meta {
     }
 
     /// The xattrs to set. A layer must not forge overlayfs's own (redirects, metacopy,
-    /// opacity): those come only from whiteouts.
+    /// opacity; `user.` ones when overlay runs unprivileged): those come only from whiteouts.
     fn xattrs(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        let overlay = |name: &[u8]| {
+            name.starts_with(b"trusted.overlay.") || name.starts_with(b"user.overlay.")
+        };
         self.xattrs
             .iter()
-            .filter(|(name, _)| !name.starts_with(b"trusted.overlay."))
+            .filter(move |(name, _)| !overlay(name))
             .map(|(name, value)| (name.as_slice(), value.as_slice()))
     }
 }

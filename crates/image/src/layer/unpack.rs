@@ -27,6 +27,10 @@ const CHUNKS_IN_FLIGHT: usize = 4;
 pub(crate) struct MetadataBudget {
     counting: Cell<bool>,
     used: Cell<u64>,
+    /// Bytes of the tar read so far, and whether the stream has ended: together they tell
+    /// a stream that stops right after an entry's data from a truncated entry.
+    read: Cell<u64>,
+    ended: Cell<bool>,
 }
 
 impl MetadataBudget {
@@ -37,6 +41,11 @@ impl MetadataBudget {
 
     pub(crate) fn stop(&self) {
         self.counting.set(false);
+    }
+
+    /// Whether the stream ended after at least `offset` bytes.
+    pub(crate) fn ended_after(&self, offset: u64) -> bool {
+        self.ended.get() && self.read.get() >= offset
     }
 }
 
@@ -50,6 +59,10 @@ impl<R: Read> Read for Metered<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         let budget = &self.budget;
+        budget.read.set(budget.read.get() + n as u64);
+        if n == 0 && !buf.is_empty() {
+            budget.ended.set(true);
+        }
         if budget.counting.get() {
             budget.used.set(budget.used.get() + n as u64);
             if budget.used.get() > METADATA_LIMIT {
@@ -100,6 +113,7 @@ pub(crate) fn unpack_into(
                 spares: spares_tx,
                 current: Vec::new(),
                 pos: 0,
+                broken: None,
             };
             let result = extract(extractor, reader);
             failed.store(result.is_err(), Ordering::Relaxed);
@@ -188,25 +202,86 @@ struct ChunkReader {
     spares: Sender<Vec<u8>>,
     current: Vec<u8>,
     pos: usize,
+    /// The stream's error, once it had one.
+    broken: Option<String>,
 }
 
 impl Read for ChunkReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.pos == self.current.len() {
             let used = std::mem::take(&mut self.current);
+            // Reads after the end must keep answering 0, not index past the empty chunk.
+            self.pos = 0;
             if used.capacity() > 0 {
                 let _ = self.spares.send(used);
             }
             match self.chunks.recv() {
-                Ok(chunk) => self.current = chunk?,
+                Ok(Ok(chunk)) => self.current = chunk,
+                Ok(Err(e)) => {
+                    // Every later read fails the same way: the stream cannot resume.
+                    self.broken = Some(e.to_string());
+                    return Err(e);
+                }
+                Err(_) if self.broken.is_some() => {
+                    return Err(io::Error::other(self.broken.clone().unwrap_or_default()));
+                }
                 // The feeding thread is done: the stream ended.
                 Err(_) => return Ok(0),
             }
-            self.pos = 0;
         }
         let n = buf.len().min(self.current.len() - self.pos);
         buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
         self.pos += n;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reader(chunks: Vec<io::Result<Vec<u8>>>) -> ChunkReader {
+        let (tx, rx) = mpsc::sync_channel(chunks.len());
+        for chunk in chunks {
+            tx.send(chunk).unwrap();
+        }
+        ChunkReader {
+            chunks: rx,
+            spares: mpsc::channel().0,
+            current: Vec::new(),
+            pos: 0,
+            broken: None,
+        }
+    }
+
+    /// Found by fuzzing: reading again after the end used a stale position.
+    #[test]
+    fn reads_after_the_end_stay_at_the_end() {
+        let mut r = reader(vec![Ok(b"abc".to_vec()), Ok(b"de".to_vec())]);
+        let mut buf = [0u8; 2];
+        let mut got = Vec::new();
+        loop {
+            let n = r.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, b"abcde");
+        assert_eq!(r.read(&mut buf).unwrap(), 0);
+        assert_eq!(r.read(&mut buf).unwrap(), 0);
+    }
+
+    #[test]
+    fn errors_stick() {
+        let mut r = reader(vec![Ok(b"a".to_vec()), Err(io::Error::other("bad gzip"))]);
+        let mut buf = [0u8; 4];
+        assert_eq!(r.read(&mut buf).unwrap(), 1);
+        assert!(r.read(&mut buf).is_err());
+        assert!(r
+            .read(&mut buf)
+            .unwrap_err()
+            .to_string()
+            .contains("bad gzip"));
     }
 }

@@ -1,0 +1,110 @@
+//! The command tree, spelled like docker's (`gorae images`, `gorae image ls`, ...).
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use gorae_image::{DataRoot, Store};
+
+use crate::{archive_cmd, images_cmd, transfer_cmd};
+
+#[derive(Parser)]
+#[command(
+    name = "gorae",
+    version,
+    about = "gorae: containers, images and registries"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Clone)]
+pub struct Global {
+    /// Data root: images, layers and containers live here.
+    #[arg(long, global = true, env = "GORAE_ROOT", default_value = DataRoot::DEFAULT)]
+    pub root: PathBuf,
+    /// A registry (host[:port]) to reach over plain http. Repeatable. localhost always may.
+    #[arg(long = "insecure-registry", global = true, value_name = "HOST")]
+    pub insecure_registries: Vec<String>,
+}
+
+impl Global {
+    pub fn store(&self) -> Result<Store> {
+        Ok(Store::open(&self.root)?)
+    }
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Download an image from a registry.
+    Pull(transfer_cmd::PullArgs),
+    /// Upload an image to a registry.
+    Push(transfer_cmd::PushArgs),
+    /// List images.
+    Images(images_cmd::ListArgs),
+    /// Give an image another name.
+    Tag(images_cmd::TagArgs),
+    /// Remove images.
+    Rmi(images_cmd::RemoveArgs),
+    /// Write images to a tar archive (docker save format, or OCI).
+    Save(archive_cmd::SaveArgs),
+    /// Read images from a tar archive written by save (docker's or gorae's, or OCI).
+    Load(archive_cmd::LoadArgs),
+    /// Make a one-layer image from a rootfs tarball.
+    Import(archive_cmd::ImportArgs),
+    /// Save credentials for a registry.
+    Login(transfer_cmd::LoginArgs),
+    /// Forget credentials for a registry.
+    Logout(transfer_cmd::LogoutArgs),
+    /// Manage images.
+    #[command(subcommand)]
+    Image(ImageCommand),
+}
+
+#[derive(Subcommand)]
+pub enum ImageCommand {
+    Pull(transfer_cmd::PullArgs),
+    Push(transfer_cmd::PushArgs),
+    #[command(alias = "list")]
+    Ls(images_cmd::ListArgs),
+    Tag(images_cmd::TagArgs),
+    #[command(alias = "remove")]
+    Rm(images_cmd::RemoveArgs),
+    Save(archive_cmd::SaveArgs),
+    Load(archive_cmd::LoadArgs),
+    Import(archive_cmd::ImportArgs),
+    /// Show images' details as JSON.
+    Inspect(images_cmd::InspectArgs),
+    /// Remove unused images, blobs and layers.
+    Prune(images_cmd::PruneArgs),
+    /// Re-hash every stored blob and report any that do not match their digest.
+    Verify,
+    /// Mount an image's layers read-only at a directory.
+    Mount(images_cmd::MountArgs),
+    /// Unmount what `image mount` mounted.
+    Unmount(images_cmd::UnmountArgs),
+}
+
+pub fn dispatch(cli: Cli) -> Result<()> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => transfer_cmd::pull(g, a),
+        Command::Push(a) | Command::Image(ImageCommand::Push(a)) => transfer_cmd::push(g, a),
+        Command::Login(a) => transfer_cmd::login(g, a),
+        Command::Logout(a) => transfer_cmd::logout(g, a),
+        Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images_cmd::list(g, a),
+        Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => images_cmd::tag(g, a),
+        Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => images_cmd::remove(g, a),
+        Command::Image(ImageCommand::Inspect(a)) => images_cmd::inspect(g, a),
+        Command::Image(ImageCommand::Prune(a)) => images_cmd::prune(g, a),
+        Command::Image(ImageCommand::Verify) => images_cmd::verify(g),
+        Command::Image(ImageCommand::Mount(a)) => images_cmd::mount(g, a),
+        Command::Image(ImageCommand::Unmount(a)) => images_cmd::unmount(g, a),
+        Command::Save(a) | Command::Image(ImageCommand::Save(a)) => archive_cmd::save(g, a),
+        Command::Load(a) | Command::Image(ImageCommand::Load(a)) => archive_cmd::load(g, a),
+        Command::Import(a) | Command::Image(ImageCommand::Import(a)) => archive_cmd::import(g, a),
+    }
+}
