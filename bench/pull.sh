@@ -121,9 +121,17 @@ REGISTRY_PID=
 WORK=
 MOUNTED=
 cleanup() {
-    [[ -n $REGISTRY_PID ]] && kill "$REGISTRY_PID" 2>/dev/null && wait "$REGISTRY_PID" 2>/dev/null
+    # No errexit here: a failing step (wait returns the registry's signal status) must not
+    # skip the unmount, or the deleted image keeps its disk space.
+    set +e
+    if [[ -n $REGISTRY_PID ]]; then
+        kill "$REGISTRY_PID" 2>/dev/null
+        wait "$REGISTRY_PID" 2>/dev/null
+    fi
     if [[ -n $MOUNTED ]]; then
-        umount "$MOUNTED" && rm -f "$BENCH_DIR/fs.img" && rmdir "$MOUNTED"
+        umount "$MOUNTED" || umount -l "$MOUNTED"
+        rm -f "$BENCH_DIR/fs.img"
+        rmdir "$MOUNTED"
     elif [[ -n $WORK ]]; then
         log "removing $WORK"
         rm -rf "$WORK"
@@ -140,6 +148,12 @@ make_work_dir() {
         return
     fi
     local size=$(( (ROUNDS + WARMUP) * 2 + 4 ))
+    local avail
+    avail=$(df -BG --output=avail "$BENCH_DIR" | tail -1 | tr -dc 0-9)
+    (( avail > size + 5 )) || die "need about ${size} GB free in $BENCH_DIR, have ${avail} GB"
+    # A run killed hard may have left its filesystem mounted: unmount it, or deleting the
+    # image would not free its space.
+    while mountpoint -q "$BENCH_DIR/mnt"; do umount "$BENCH_DIR/mnt" || die "cannot unmount $BENCH_DIR/mnt"; done
     rm -f "$BENCH_DIR/fs.img"
     truncate -s "${size}G" "$BENCH_DIR/fs.img"
     mkfs.ext4 -q -F "$BENCH_DIR/fs.img"
@@ -148,7 +162,8 @@ make_work_dir() {
     MOUNTED=$BENCH_DIR/mnt
     WORK=$MOUNTED
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 start_registry() {
     mkdir -p "$BENCH_DIR/registry/storage"
