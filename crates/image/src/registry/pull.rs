@@ -245,9 +245,9 @@ async fn resolve(
     let top = repo
         .manifest(&reference.manifest_ref(), reference.digest.as_ref())
         .await?;
-    let (parsed, media_type) = Manifest::parse(&top.bytes, top.content_type.as_deref())?;
+    let (parsed, top_media_type) = Manifest::parse(&top.bytes, top.content_type.as_deref())?;
     let index = match parsed {
-        Manifest::Image(image) => return Ok((None, top, (media_type, image))),
+        Manifest::Image(image) => return Ok((None, top, (top_media_type, image))),
         Manifest::Index(index) => index,
     };
     store.content.put_verified(&top.digest, &top.bytes)?;
@@ -274,22 +274,13 @@ async fn resolve(
             reason: "an index entry for a platform is itself an index".into(),
         });
     };
-    let index_descriptor = Descriptor::new(
-        &media_type_of_index(&top),
-        top.digest.clone(),
-        top.bytes.len() as u64,
-    );
+    let index_descriptor =
+        Descriptor::new(&top_media_type, top.digest.clone(), top.bytes.len() as u64);
     Ok((
         Some((index_descriptor, chosen.platform.clone())),
         doc,
         (media_type, image),
     ))
-}
-
-fn media_type_of_index(doc: &Document) -> String {
-    Manifest::parse(&doc.bytes, doc.content_type.as_deref())
-        .map(|(_, m)| m)
-        .unwrap_or_else(|_| crate::media::OCI_INDEX.to_string())
 }
 
 /// The image config, from the store if an earlier pull got it, else from the registry.
