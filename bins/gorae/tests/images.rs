@@ -32,7 +32,7 @@ fn import_lists_and_inspects() {
         row.starts_with("busybox") && row.contains(" 1 ") && row.contains(&id[7..19]),
         "{row}"
     );
-    assert_eq!(ids(&g), [id.clone()]);
+    assert_eq!(ids(&g), [id.as_str()]);
 
     let inspect: serde_json::Value =
         serde_json::from_str(&g.ok(&["image", "inspect", "busybox:1"])).unwrap();
@@ -60,7 +60,7 @@ fn tag_rmi_and_gc() {
     let err = g.fails(&["rmi", &id]);
     assert!(err.contains("-f") || err.contains("force"), "{err}");
     g.ok(&["rmi", "one"]);
-    assert_eq!(ids(&g), [id.clone()]);
+    assert_eq!(ids(&g), [id.as_str()]);
     let layers = g.root().join("layers/sha256");
     assert_eq!(entries(&layers), 1);
     g.ok(&["rmi", "localhost:5000/two:v2"]);
@@ -138,7 +138,7 @@ fn save_and_load_roundtrip_in_both_formats() {
         let h = Gorae::new();
         let loaded = h.ok(&["load", "-i", out.to_str().unwrap()]);
         assert!(loaded.contains("localhost:5000/bb:1"), "{format}: {loaded}");
-        assert_eq!(ids(&h), [id.clone()], "{format}");
+        assert_eq!(ids(&h), [id.as_str()], "{format}");
         mount_and_check(&h, "localhost:5000/bb:1");
     }
 }

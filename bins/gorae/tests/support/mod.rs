@@ -97,7 +97,7 @@ pub fn busybox_rootfs_tar(dir: &Path, extra: &[(&str, &[u8])]) -> PathBuf {
     let path = dir.join(format!("busybox-{}.tar", std::process::id()));
     let file = std::fs::File::create(&path).expect("create tar");
     let mut b = tar::Builder::new(file);
-    let mut dir_header = |name: &str, b: &mut tar::Builder<std::fs::File>| {
+    let dir_header = |name: &str, b: &mut tar::Builder<std::fs::File>| {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Directory);
         h.set_mode(0o755);
