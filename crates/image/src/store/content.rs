@@ -263,7 +263,12 @@ struct Ingest {
     path: PathBuf,
     hasher: Hasher,
     written: u64,
+    /// Up to where writeback has been started (see `start_writeback`).
+    flushing_from: u64,
 }
+
+/// How much dirty data an ingest accumulates before writeback of it is started.
+const WRITEBACK_STEP: u64 = 8 << 20;
 
 impl Ingest {
     fn new(file: File, path: PathBuf, algorithm: Algorithm) -> Ingest {
@@ -272,6 +277,21 @@ impl Ingest {
             path,
             hasher: algorithm.hasher(),
             written: 0,
+            flushing_from: 0,
+        }
+    }
+
+    /// Starts (without waiting) writeback of what was written since the last call, so the
+    /// fdatasync in commit finds little left to do: a big layer's commit otherwise waits
+    /// 0.1-0.4 s for its whole blob. POSIX_FADV_DONTNEED starts writeback of dirty pages and
+    /// drops clean ones, which nothing reads again (the unpacker has the stream).
+    fn start_writeback(&mut self) {
+        let len = self.written - self.flushing_from;
+        if let Some(len) = std::num::NonZeroU64::new(len).filter(|l| l.get() >= WRITEBACK_STEP) {
+            let advice = rustix::fs::Advice::DontNeed;
+            // Only a hint: a failure costs speed, never data.
+            let _ = rustix::fs::fadvise(&self.file, self.flushing_from, Some(len), advice);
+            self.flushing_from = self.written;
         }
     }
 
@@ -288,6 +308,7 @@ impl Ingest {
         self.file
             .seek(SeekFrom::Start(self.written))
             .at(&self.path)?;
+        self.flushing_from = self.written;
         Ok(())
     }
 
@@ -301,6 +322,7 @@ impl Ingest {
         let n = self.file.write(buf)?;
         self.hasher.update(&buf[..n]);
         self.written += n as u64;
+        self.start_writeback();
         Ok(n)
     }
 
