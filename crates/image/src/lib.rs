@@ -12,8 +12,9 @@
 //! - `tokio` + `reqwest` (hyper, rustls, hickory DNS): a registry client that downloads many
 //!   blobs at once; rustls with the system roots, and a pure-Rust resolver because the
 //!   binary is static and glibc's NSS cannot be used.
-//! - `tar`, `flate2` (zlib-rs backend, the fastest inflate in pure Rust) and `zstd`: layer
-//!   formats. `sha2` (uses SHA-NI when the CPU has it): digests.
+//! - `tar`, `flate2` (zlib-rs backend, the fastest inflate in pure Rust; zlib-rs is also a
+//!   direct dependency only to turn on its `std` feature, i.e. run-time AVX2/PCLMULQDQ
+//!   detection) and `zstd`: layer formats. `sha2` (uses SHA-NI when the CPU has it): digests.
 //! - `rustix`: the *at() syscalls that keep layer extraction inside the layer directory.
 //! - `indicatif`: per-layer progress bars like docker's.
 
