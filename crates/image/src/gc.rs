@@ -3,7 +3,9 @@
 //! Every writer (pull, load, import, tag, snapshot creation) holds the store's shared lock
 //! for its whole operation, and collection holds the exclusive one: while it runs nothing is
 //! in flight, so everything in ingest/ and layers/tmp/ is left over from a crash and every
-//! blob and layer no image record or snapshot reaches is garbage.
+//! blob and layer no image record or snapshot reaches is garbage. One exception: a partial
+//! download (`ingest/<alg>-<hex>`) younger than a day is kept, so a prune between an
+//! interrupted pull and its retry does not throw away what the retry would resume from.
 //!
 //! The roots are the image records (manifest, index and the index's present child
 //! manifests, config, layer blobs, and the config's diff IDs as unpacked layers) and the
@@ -62,13 +64,32 @@ fn collect_locked(store: &Store) -> Result<GcReport> {
     }
     for dir in [store.root.ingest_dir(), store.root.layers_tmp_dir()] {
         for name in dir_names(&dir)? {
-            let path = dir.join(name);
+            let path = dir.join(&name);
+            if dir == store.root.ingest_dir() && is_recent_partial(&name, &path) {
+                continue;
+            }
             report.bytes_freed += disk_usage(&path);
             remove_any(&path)?;
             report.temporaries_removed += 1;
         }
     }
     Ok(report)
+}
+
+/// How long an interrupted download stays resumable.
+const RESUMABLE_FOR: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Whether `name` in ingest/ is a partial download (`sha256-<hex>`, not a `tmp-` file of
+/// an import or load) modified within RESUMABLE_FOR.
+fn is_recent_partial(name: &str, path: &std::path::Path) -> bool {
+    let resumable = name
+        .split_once('-')
+        .is_some_and(|(alg, hex)| format!("{alg}:{hex}").parse::<Digest>().is_ok());
+    let age = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok());
+    resumable && age.is_some_and(|age| age < RESUMABLE_FOR)
 }
 
 /// The blobs and layers every image record and snapshot needs.

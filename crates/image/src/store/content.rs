@@ -106,7 +106,7 @@ impl ContentStore {
     pub fn writer(&self, expected: &Digest, expected_size: Option<u64>) -> Result<BlobWriter> {
         let path = self.root.ingest(expected);
         let file = open_rw(&path, false)?;
-        if !try_lock_exclusive(&file, &path)? {
+        if !lock_with_grace(&file, &path)? {
             return Err(Error::Store {
                 path,
                 reason: format!("blob {expected} is being written by another process"),
@@ -234,6 +234,19 @@ pub(crate) fn dir_names(dir: &Path) -> Result<Vec<String>> {
         }
     }
     Ok(names)
+}
+
+/// Takes the ingest's lock, retrying for up to ~100 ms: a process that forks (any thread of
+/// it, to spawn anything) briefly holds a copy of every descriptor, lock included, until the
+/// child execs, so a writer reopening its own ingest can find it "held" for an instant.
+fn lock_with_grace(file: &File, path: &Path) -> Result<bool> {
+    for _ in 0..10 {
+        if try_lock_exclusive(file, path)? {
+            return Ok(true);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    try_lock_exclusive(file, path)
 }
 
 fn open_rw(path: &Path, create_new: bool) -> Result<File> {
