@@ -22,6 +22,7 @@
 #   4. stops the registry and removes the destinations, also on failure or Ctrl-C.
 #
 # Knobs (environment): ROUNDS (7), WARMUP (1), BENCH_DIR (/var/tmp/gorae-bench-pull),
+# IMAGE_KIND (files: real host trees, the default; binaries: big Go binaries, see below),
 # BENCH_FS (loop: a fresh ext4 image for the destinations; anything else: /var/tmp),
 # ONLY (a subset of the tools, e.g. "gorae skopeo", for quick looks; ratios need all three),
 # GORAE_PULL (the command the destination root and the reference are appended to; default:
@@ -38,7 +39,19 @@ RESULTS_DIR=${RESULTS_DIR:-$REPO/bench/results}
 PORT=${PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
 IMAGE=127.0.0.1:$PORT/bench/pull:latest
 # Host trees that become the layers (one each), like a distro image's package layers.
-LAYER_TREES=(/usr/lib/gcc /usr/include /usr/lib/python3.11 /usr/share/locale /usr/share/doc /usr/lib/git-core)
+# IMAGE_KIND=binaries instead makes six layers of the big static Go binaries the benchmark's
+# own Debian packages install: few files, less compressible (closer to images whose pull
+# cost is mostly the download, like the one PEERS.md measured).
+case ${IMAGE_KIND:-files} in
+files)
+    LAYER_TREES=(/usr/lib/gcc /usr/include /usr/lib/python3.11 /usr/share/locale /usr/share/doc /usr/lib/git-core) ;;
+binaries)
+    BENCH_DIR=${BENCH_DIR%/}-bin  # short: podman refuses a runroot over 50 characters
+    LAYER_TREES=(/usr/sbin/dockerd /usr/bin/containerd,/usr/bin/containerd-shim-runc-v2
+        /usr/bin/docker /usr/bin/podman,/usr/bin/umoci /usr/bin/ctr,/usr/bin/skopeo
+        /usr/bin/docker-registry) ;;
+*) echo "IMAGE_KIND must be files or binaries" >&2; exit 1 ;;
+esac
 
 log() { printf '[bench] %s\n' "$*" >&2; }
 die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
@@ -81,7 +94,8 @@ def put(data):
     return "sha256:" + digest, len(data)
 layers, diff_ids = [], []
 for tree in trees:
-    tar = subprocess.Popen(["tar", "--numeric-owner", "-C", "/", "-cf", "-", tree.lstrip("/")],
+    paths = [p.lstrip("/") for p in tree.split(",")]
+    tar = subprocess.Popen(["tar", "--numeric-owner", "-C", "/", "-cf", "-", *paths],
                            stdout=subprocess.PIPE)
     diff, blob = hashlib.sha256(), hashlib.sha256()
     gz = zlib.compressobj(6, zlib.DEFLATED, 31)
