@@ -10,7 +10,6 @@
 //! prefix into the unpacker first.
 
 use std::io::{self, Read, Write};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -29,7 +28,7 @@ use crate::layout::DataRoot;
 use crate::manifest::{Descriptor, ImageConfig, ImageManifest, Manifest, MAX_DOCUMENT_SIZE};
 use crate::media::Compression;
 use crate::reference::Reference;
-use crate::store::{BlobWriter, ImageRecord, Store};
+use crate::store::{now_rfc3339, BlobWriter, ImageRecord, Store};
 
 /// Layers downloaded at once. Each one is a connection plus a thread inflating and writing;
 /// past the number of layers a typical image has, more only adds contention.
@@ -604,31 +603,6 @@ impl Tee {
     }
 }
 
-/// The current time as RFC 3339 UTC (what image records store).
-pub(crate) fn now_rfc3339() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -646,13 +620,6 @@ mod tests {
         assert!(verify_document("m", body, Some(&bad), None).is_err());
         assert!(verify_document("m", body, None, Some(&bad)).is_err());
         assert!(verify_document("m", body, Some(&good), Some(&bad)).is_err());
-    }
-
-    #[test]
-    fn rfc3339_now_is_plausible() {
-        let s = now_rfc3339();
-        assert_eq!(s.len(), 20, "{s}");
-        assert!(s.starts_with("20") && s.ends_with('Z'), "{s}");
     }
 
     #[test]
