@@ -67,7 +67,12 @@ impl Digest {
     pub fn verify(&self, what: &str, data: &[u8]) -> Result<()> {
         let mut h = self.algorithm.hasher();
         h.update(data);
-        let actual = h.finish();
+        self.check(what, h.finish())
+    }
+
+    /// Whether `actual` (computed from content named by `what`) is this digest: a
+    /// DigestMismatch naming both if not.
+    pub fn check(&self, what: &str, actual: Digest) -> Result<()> {
         if &actual != self {
             return Err(Error::DigestMismatch {
                 what: what.to_string(),

@@ -122,14 +122,7 @@ fn append_blob<W: Write>(tar: &mut tar::Builder<W>, store: &Store, digest: &Dige
             actual: count,
         });
     }
-    if &actual != digest {
-        return Err(Error::DigestMismatch {
-            what: path.display().to_string(),
-            expected: digest.clone(),
-            actual,
-        });
-    }
-    Ok(())
+    digest.check(&path.display().to_string(), actual)
 }
 
 fn append_json<W: Write>(

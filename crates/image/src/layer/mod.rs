@@ -73,13 +73,7 @@ impl LayerStore {
         let (diff_id, tar_size) =
             unpack::unpack_into(&tmp.path, blob, compression, algorithm, label)?;
         if let Some(expected) = expected {
-            if *expected != diff_id {
-                return Err(Error::DigestMismatch {
-                    what: format!("layer {label} (uncompressed)"),
-                    expected: expected.clone(),
-                    actual: diff_id,
-                });
-            }
+            expected.check(&format!("layer {label} (uncompressed)"), diff_id.clone())?;
         }
         let dest = self.dir(&diff_id);
         if let Some(parent) = dest.parent() {

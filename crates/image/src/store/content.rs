@@ -194,15 +194,7 @@ fn verify_file(path: &Path, digest: &Digest) -> Result<()> {
     let mut file = File::open(path).at(path)?;
     let mut hasher = digest.algorithm().hasher();
     hash_into(&mut file, &mut hasher, path)?;
-    let actual = hasher.finish();
-    if &actual != digest {
-        return Err(Error::DigestMismatch {
-            what: path.display().to_string(),
-            expected: digest.clone(),
-            actual,
-        });
-    }
-    Ok(())
+    digest.check(&path.display().to_string(), hasher.finish())
 }
 
 /// Feeds everything `reader` has into `hasher`; returns the byte count.
