@@ -73,24 +73,9 @@ pub struct UnmountArgs {
 /// What a record looks like in `images`: repository, tag (or <none>).
 fn repo_and_tag(record: &ImageRecord) -> (String, String) {
     match record.reference() {
-        Some(r) if r.tag.is_some() => {
-            let tag = r.tag.clone().unwrap_or_default();
-            let repo = Reference {
-                tag: None,
-                digest: None,
-                ..r
-            }
-            .familiar();
-            (repo, tag)
-        }
-        Some(r) if r.digest.is_some() => {
-            let repo = Reference {
-                tag: None,
-                digest: None,
-                ..r
-            }
-            .familiar();
-            (repo, "<none>".into())
+        Some(r) if r.tag.is_some() || r.digest.is_some() => {
+            let tag = r.tag.clone().unwrap_or_else(|| "<none>".into());
+            (r.familiar_name(), tag)
         }
         _ => ("<none>".into(), "<none>".into()),
     }
@@ -244,12 +229,7 @@ fn inspect_one(store: &Store, record: &ImageRecord, all: &[ImageRecord]) -> Resu
             if reference.tag.is_some() {
                 tags.push(reference.familiar());
             }
-            let repo = Reference {
-                tag: None,
-                digest: None,
-                ..reference
-            }
-            .familiar();
+            let repo = reference.familiar_name();
             let digest = &r.index.as_ref().unwrap_or(&r.manifest).digest;
             let repo_digest = format!("{repo}@{digest}");
             if !digests.contains(&repo_digest) {

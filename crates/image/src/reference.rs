@@ -70,6 +70,17 @@ impl Reference {
         s
     }
 
+    /// The short repository name docker prints, without tag or digest (`busybox`,
+    /// `localhost:5000/x`).
+    pub fn familiar_name(&self) -> String {
+        Reference {
+            tag: None,
+            digest: None,
+            ..self.clone()
+        }
+        .familiar()
+    }
+
     /// The same reference with `latest` filled in when it has neither tag nor digest.
     pub fn with_default_tag(mut self) -> Reference {
         if self.tag.is_none() && self.digest.is_none() {
