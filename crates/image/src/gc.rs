@@ -62,10 +62,14 @@ fn collect_locked(store: &Store) -> Result<GcReport> {
             report.layers_removed += 1;
         }
     }
-    for dir in [store.root.ingest_dir(), store.root.layers_tmp_dir()] {
+    let temporaries = [
+        (store.root.ingest_dir(), true),
+        (store.root.layers_tmp_dir(), false),
+    ];
+    for (dir, holds_partials) in temporaries {
         for name in dir_names(&dir)? {
             let path = dir.join(&name);
-            if dir == store.root.ingest_dir() && is_recent_partial(&name, &path) {
+            if holds_partials && is_recent_partial(&name, &path) {
                 continue;
             }
             report.bytes_freed += disk_usage(&path);
