@@ -4,12 +4,16 @@
 //! ```text
 //! lock                         flock: shared by every writer, exclusive for garbage collection
 //! blobs/sha256/<hex>           verified blobs: compressed layers, manifests, indexes, configs
-//! ingest/<alg>-<hex>           partial blobs being downloaded (resumable; flock'd by the writer)
+//! ingest/<alg>-<hex>           partial blobs being downloaded (resumable; flock'd by the writer;
+//!                              garbage collection keeps them for a day)
+//! ingest/tmp-<pid>-<n>         content whose digest is computed as it is written (import, load)
 //! layers/sha256/<hex>/         one unpacked layer per diff ID (the tree is an overlay lowerdir)
-//! layers/tmp/                  layers being unpacked; renamed into place once verified
-//! images.json                  reference -> image record, replaced atomically
+//! layers/tmp/<pid>-<n>/        layers being unpacked; renamed into place once verified
+//! images.json                  reference -> image record, replaced atomically; an unnamed
+//!                              (dangling) image is keyed by its ID
 //! images.lock                  flock serialising read-modify-write of images.json
 //! snapshots/<id>/              a container's writable layer: upper/, work/, layers.json
+//! snapshots/.new-*, .rm-*, .mnt-*   temporaries: being created, being removed, deep-mount links
 //! auth.json                    credentials saved by `gorae login` (mode 0600)
 //! ```
 
