@@ -99,7 +99,9 @@ impl Reference {
     }
 }
 
-fn valid_component(c: &str) -> bool {
+/// Whether `c` is one path component of a repository name as the distribution spec's
+/// grammar allows: `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`.
+pub fn valid_component(c: &str) -> bool {
     // [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*
     let b = c.as_bytes();
     if b.is_empty() || !is_alnum(b[0]) || !is_alnum(b[b.len() - 1]) {
@@ -128,7 +130,8 @@ fn is_alnum(b: u8) -> bool {
     b.is_ascii_lowercase() || b.is_ascii_digit()
 }
 
-fn valid_tag(t: &str) -> bool {
+/// Whether `t` is a tag as the distribution spec allows: `[\w][\w.-]{0,127}`.
+pub fn valid_tag(t: &str) -> bool {
     // [\w][\w.-]{0,127}
     let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
     !t.is_empty()

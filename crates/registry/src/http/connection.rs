@@ -1,0 +1,1 @@
+//! One client connection: read a head, call the handler, write the response, repeat.

@@ -1,0 +1,1 @@
+//! Zero-copy file responses: sendfile(2) from the page cache to a TCP socket.
