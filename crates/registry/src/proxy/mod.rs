@@ -20,6 +20,8 @@
 //! Blobs: see `blob`.
 
 mod blob;
+#[cfg(test)]
+mod tests;
 mod upstream;
 
 use std::collections::HashMap;
@@ -55,22 +57,8 @@ enum Answer<T> {
 
 impl Proxy {
     pub fn new(upstreams: &[UpstreamConfig], storage: Arc<Storage>) -> Result<Proxy> {
-        let mut seen_prefixes = Vec::new();
-        for config in upstreams {
-            if let Some(prefix) = &config.prefix {
-                let invalid = |reason: String| Error::Other {
-                    what: format!("proxy.upstream {:?} prefix {prefix:?}", config.url),
-                    reason,
-                };
-                names::validate_name(prefix).map_err(|e| invalid(e.message))?;
-                if seen_prefixes.contains(&prefix) {
-                    return Err(invalid("another upstream has the same prefix".into()));
-                }
-                seen_prefixes.push(prefix);
-            }
-        }
         Ok(Proxy {
-            upstreams: upstreams.iter().map(Upstream::new).collect::<Result<_>>()?,
+            upstreams: connect(upstreams)?,
             storage,
             fresh_until: Mutex::new(HashMap::new()),
             inflight: blob::InFlight::default(),
@@ -82,26 +70,8 @@ impl Proxy {
         !self.routes(repo).is_empty()
     }
 
-    /// The upstreams to ask for the local name `repo`, in order, each with the name it
-    /// knows the repository by.
     fn routes<'a>(&'a self, repo: &'a str) -> Vec<(&'a Upstream, &'a str)> {
-        let prefixed = self
-            .upstreams
-            .iter()
-            .filter_map(|u| {
-                let rest = repo.strip_prefix(u.prefix.as_deref()?)?.strip_prefix('/')?;
-                Some((u, rest))
-            })
-            .max_by_key(|(u, _)| u.prefix.as_ref().map_or(0, String::len));
-        match prefixed {
-            Some(route) => vec![route],
-            None => self
-                .upstreams
-                .iter()
-                .filter(|u| u.prefix.is_none())
-                .map(|u| (u, repo))
-                .collect(),
-        }
+        routes(&self.upstreams, repo)
     }
 
     /// The manifest `reference` (tag or digest) of `repo`: from the cache when it is fresh
@@ -342,6 +312,45 @@ impl Proxy {
         } else {
             self.blob_get(repo, digest).await
         }
+    }
+}
+
+/// Checks the prefixes (valid names, no two alike) and makes the upstreams' clients.
+fn connect(configs: &[UpstreamConfig]) -> Result<Vec<Upstream>> {
+    let mut seen_prefixes = Vec::new();
+    for config in configs {
+        if let Some(prefix) = &config.prefix {
+            let invalid = |reason: String| Error::Other {
+                what: format!("proxy.upstream {:?} prefix {prefix:?}", config.url),
+                reason,
+            };
+            names::validate_name(prefix).map_err(|e| invalid(e.message))?;
+            if seen_prefixes.contains(&prefix) {
+                return Err(invalid("another upstream has the same prefix".into()));
+            }
+            seen_prefixes.push(prefix);
+        }
+    }
+    configs.iter().map(Upstream::new).collect()
+}
+
+/// The upstreams to ask for the local name `repo`, in order, each with the name it knows
+/// the repository by.
+fn routes<'a>(upstreams: &'a [Upstream], repo: &'a str) -> Vec<(&'a Upstream, &'a str)> {
+    let prefixed = upstreams
+        .iter()
+        .filter_map(|u| {
+            let rest = repo.strip_prefix(u.prefix.as_deref()?)?.strip_prefix('/')?;
+            Some((u, rest))
+        })
+        .max_by_key(|(u, _)| u.prefix.as_ref().map_or(0, String::len));
+    match prefixed {
+        Some(route) => vec![route],
+        None => upstreams
+            .iter()
+            .filter(|u| u.prefix.is_none())
+            .map(|u| (u, repo))
+            .collect(),
     }
 }
 
