@@ -88,6 +88,13 @@ enum State {
     Failed(String),
 }
 
+enum Start {
+    /// This request downloads, into this upload session.
+    New(Arc<Download>, String, UploadWriter),
+    /// Another request is downloading the blob already.
+    Follow(Arc<Download>),
+}
+
 impl Proxy {
     pub(super) async fn blob_head(&self, repo: &str, digest: &Digest) -> Result<Option<Response>> {
         let routes = self.routes(repo);
@@ -180,11 +187,37 @@ impl Proxy {
     ) -> Result<Response> {
         let (repo, digest) = (key.0.clone(), key.1.clone());
         let len = response.content_length();
-        let session = self.storage.start_upload(&repo)?;
-        let writer = match self.storage.upload_writer(&repo, &session.id, None) {
+        let (download, session, writer) = match self.start_session(&key, len)? {
+            Start::New(download, session, writer) => (download, session, writer),
+            Start::Follow(other) => return self.follow(&repo, &digest, other).await,
+        };
+        let (client, pieces) = mpsc::channel(CHANNEL_DEPTH);
+        let pump = Pump {
+            storage: self.storage.clone(),
+            inflight: self.inflight.clone(),
+            key,
+            session,
+            what,
+            download,
+        };
+        tokio::spawn(pump.run(response, writer, client));
+        Ok(stream_response(&digest, len, pieces))
+    }
+
+    /// Registers a download of `key` with a new upload session to write it into, or returns
+    /// the download another request registered first. The sessions are made under the lock
+    /// (quick file creations), so two requests never both download.
+    fn start_session(&self, key: &Key, len: Option<u64>) -> Result<Start> {
+        let mut inflight = self.inflight.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(other) = inflight.get(key) {
+            return Ok(Start::Follow(other.clone()));
+        }
+        let repo = &key.0;
+        let session = self.storage.start_upload(repo)?.id;
+        let writer = match self.storage.upload_writer(repo, &session, None) {
             Ok(writer) => writer,
             Err(e) => {
-                let _ = self.storage.cancel_upload(&repo, &session.id);
+                let _ = self.storage.cancel_upload(repo, &session);
                 return Err(e);
             }
         };
@@ -192,46 +225,19 @@ impl Proxy {
             .storage
             .root()
             .join("uploads")
-            .join(&session.id)
+            .join(&session)
             .join("data");
-        let download = {
-            let mut inflight = self.inflight.0.lock().unwrap_or_else(|e| e.into_inner());
-            match inflight.get(&key) {
-                Some(other) => Err(other.clone()),
-                None => {
-                    let (progress, _) = watch::channel(Progress {
-                        written: 0,
-                        state: State::Writing,
-                    });
-                    let download = Arc::new(Download {
-                        data,
-                        len,
-                        progress,
-                    });
-                    inflight.insert(key.clone(), download.clone());
-                    Ok(download)
-                }
-            }
-        };
-        let download = match download {
-            Ok(download) => download,
-            Err(other) => {
-                drop(writer);
-                let _ = self.storage.cancel_upload(&repo, &session.id);
-                return self.follow(&repo, &digest, other).await;
-            }
-        };
-        let (client, pieces) = mpsc::channel(CHANNEL_DEPTH);
-        let pump = Pump {
-            storage: self.storage.clone(),
-            inflight: self.inflight.clone(),
-            key,
-            session: session.id,
-            what,
-            download,
-        };
-        tokio::spawn(pump.run(response, writer, client));
-        Ok(stream_response(&digest, len, pieces))
+        let (progress, _) = watch::channel(Progress {
+            written: 0,
+            state: State::Writing,
+        });
+        let download = Arc::new(Download {
+            data,
+            len,
+            progress,
+        });
+        inflight.insert(key.clone(), download.clone());
+        Ok(Start::New(download, session, writer))
     }
 
     /// Streams a download another request started, from its data file.
