@@ -345,50 +345,72 @@ impl Pump {
                 ))
             }
         });
-        match &verified {
+        match verified {
             Ok(()) => {
                 if let Some(last) = last {
                     forward(&mut client, Ok(last)).await;
                 }
-            }
-            Err(reason) => forward(&mut client, Err(io::Error::other(reason.clone()))).await,
-        }
-        drop((client, disk));
-        let written = match writer.await {
-            Ok(result) => result.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        self.finish(verified.and(written)).await;
-    }
-
-    /// Moves the session into the cache, or drops it, and tells followers.
-    async fn finish(self, outcome: std::result::Result<(), String>) {
-        let set = |state: State| self.download.progress.send_modify(|p| p.state = state);
-        let (storage, repo, id, digest) = (
-            self.storage.clone(),
-            self.key.0.clone(),
-            self.session.clone(),
-            self.key.1.clone(),
-        );
-        match outcome {
-            Ok(()) => {
-                set(State::Verified);
-                let stored =
-                    tokio::task::spawn_blocking(move || storage.finish_upload(&repo, &id, &digest))
-                        .await;
-                match stored {
-                    Ok(Ok(_)) => set(State::Stored),
-                    Ok(Err(e)) => set(State::Failed(e.to_string())),
-                    Err(e) => set(State::Failed(e.to_string())),
+                drop((client, disk));
+                let written = match writer.await {
+                    Ok(result) => result.map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                match written {
+                    Ok(()) => self.store().await,
+                    Err(reason) => self.abandon(reason).await,
                 }
             }
             Err(reason) => {
-                let _ =
-                    tokio::task::spawn_blocking(move || storage.cancel_upload(&repo, &id)).await;
-                set(State::Failed(reason));
+                // Gone from the in-flight map before the client hears of the failure, so its
+                // retry downloads afresh instead of following this download.
+                self.fail(reason.clone());
+                forward(&mut client, Err(io::Error::other(reason.clone()))).await;
+                drop((client, disk));
+                let _ = writer.await;
+                self.abandon(reason).await;
             }
         }
+    }
+
+    /// Moves the verified session into the cache and tells followers.
+    async fn store(self) {
+        self.set(State::Verified);
+        let (storage, repo, id, digest) = self.names();
+        let stored =
+            tokio::task::spawn_blocking(move || storage.finish_upload(&repo, &id, &digest)).await;
+        match stored {
+            Ok(Ok(_)) => self.set(State::Stored),
+            Ok(Err(e)) => self.set(State::Failed(e.to_string())),
+            Err(e) => self.set(State::Failed(e.to_string())),
+        }
         self.inflight.remove(&self.key);
+    }
+
+    /// Drops the session (after `fail`, if that was not called yet).
+    async fn abandon(self, reason: String) {
+        self.fail(reason);
+        let (storage, repo, id, _) = self.names();
+        let _ = tokio::task::spawn_blocking(move || storage.cancel_upload(&repo, &id)).await;
+    }
+
+    fn fail(&self, reason: String) {
+        self.download.progress.send_if_modified(|p| {
+            let first = !matches!(p.state, State::Failed(_));
+            if first {
+                p.state = State::Failed(reason);
+            }
+            first
+        });
+        self.inflight.remove(&self.key);
+    }
+
+    fn set(&self, state: State) {
+        self.download.progress.send_modify(|p| p.state = state);
+    }
+
+    fn names(&self) -> (Arc<Storage>, String, String, Digest) {
+        let (repo, digest) = self.key.clone();
+        (self.storage.clone(), repo, self.session.clone(), digest)
     }
 }
 
