@@ -168,7 +168,7 @@ fn assert_bad_gateway(e: gorae_registry::Error, needle: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pulls_through_then_serves_the_cache_when_the_upstream_is_gone() {
+async fn proxy_pulls_through_then_serves_the_cache_when_the_upstream_is_gone() {
     let registry = TestRegistry::start();
     let layout = OciLayout::new();
     add_image(&layout, "v1", 3 << 20, 1);
@@ -256,7 +256,7 @@ async fn pulls_through_then_serves_the_cache_when_the_upstream_is_gone() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tags_are_fresh_for_their_ttl_then_follow_the_upstream() {
+async fn proxy_tags_are_fresh_for_their_ttl_then_follow_the_upstream() {
     let registry = TestRegistry::start();
     let layout = OciLayout::new();
     add_image(&layout, "one", 1000, 2);
@@ -294,8 +294,10 @@ async fn tags_are_fresh_for_their_ttl_then_follow_the_upstream() {
         .unwrap();
     assert_eq!(got.digest, two);
     let gets = requests(&registry, "GET /v2/app/manifests/latest");
+    // A client that accepts only Docker manifests does not make the OCI one look deleted.
+    let docker_only = Some(gorae_image::media::DOCKER_MANIFEST);
     let got = eager
-        .manifest("app", "latest", None)
+        .manifest("app", "latest", docker_only)
         .await
         .unwrap()
         .unwrap();
@@ -345,7 +347,7 @@ async fn tags_are_fresh_for_their_ttl_then_follow_the_upstream() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn routes_by_prefix_and_tries_unprefixed_upstreams_in_order() {
+async fn proxy_routes_by_prefix_and_tries_unprefixed_upstreams_in_order() {
     let (prefixed, first, second) = (
         TestRegistry::start(),
         TestRegistry::start(),
@@ -397,7 +399,7 @@ async fn routes_by_prefix_and_tries_unprefixed_upstreams_in_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_corrupt_upstream_blob_never_reaches_the_client_whole_nor_the_cache() {
+async fn proxy_a_corrupt_upstream_blob_never_reaches_the_client_whole_nor_the_cache() {
     let registry = TestRegistry::start();
     let layout = OciLayout::new();
     add_image(&layout, "v1", 1 << 20, 4);
@@ -423,7 +425,7 @@ async fn a_corrupt_upstream_blob_never_reaches_the_client_whole_nor_the_cache() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_gets_share_one_download_and_a_leaving_client_still_fills_the_cache() {
+async fn proxy_concurrent_gets_share_one_download_and_a_leaving_client_still_fills_the_cache() {
     let registry = TestRegistry::start();
     let layout = OciLayout::new();
     // Bigger than the pieces queued towards a client that does not read yet, so the first
@@ -470,7 +472,7 @@ async fn concurrent_gets_share_one_download_and_a_leaving_client_still_fills_the
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pulls_through_an_upstream_that_wants_tokens() {
+async fn proxy_pulls_through_an_upstream_that_wants_tokens() {
     let registry = TestRegistry::with_token_auth("alice", "s3cret");
     let layout = OciLayout::new();
     add_image(&layout, "v1", 1000, 6);

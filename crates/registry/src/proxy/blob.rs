@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use gorae_image::Digest;
-use http::header::{ACCEPT_RANGES, CONTENT_TYPE};
+use http::header::{CONTENT_TYPE, ETAG};
 use http::HeaderName;
 use reqwest::{Method, StatusCode};
 use tokio::sync::{mpsc, watch};
@@ -167,7 +167,7 @@ impl Proxy {
 
     fn cached_blob(&self, repo: &str, digest: &Digest) -> Result<Option<Response>> {
         Ok(self.storage.open_blob(repo, digest)?.map(|(file, len)| {
-            let mut response = blob_response(digest).header(ACCEPT_RANGES, "bytes");
+            let mut response = blob_response(digest);
             response.body = ResponseBody::File {
                 file,
                 offset: 0,
@@ -272,11 +272,13 @@ impl Proxy {
     }
 }
 
-/// The headers of every blob response.
+/// The headers of every blob response, as the API's own. No Accept-Ranges: the cache
+/// answers a Range request with the whole blob.
 fn blob_response(digest: &Digest) -> Response {
     Response::new(http::StatusCode::OK)
         .header(CONTENT_TYPE, "application/octet-stream")
         .header(HeaderName::from_static(DIGEST_HEADER), digest.to_string())
+        .header(ETAG, format!("\"{digest}\""))
         .route("blob")
 }
 

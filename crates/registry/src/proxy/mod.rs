@@ -17,6 +17,9 @@
 //! happens to be down. Concurrent refreshes of one tag may both ask the upstream: manifests
 //! are small, and the storage makes the second write of the same tag harmless.
 //!
+//! The upstream is always asked for every manifest kind (see `upstream_accept`), so the cache
+//! holds the same form of a tag whichever client asked first.
+//!
 //! Blobs: see `blob`.
 
 mod blob;
@@ -88,9 +91,7 @@ impl Proxy {
         if routes.is_empty() {
             return self.storage.get_manifest(repo, reference);
         }
-        let accept = accept
-            .filter(|a| !a.trim().is_empty())
-            .unwrap_or(media::MANIFEST_ACCEPT);
+        let accept = &upstream_accept(accept);
         match names::parse_reference(reference)? {
             Reference::Digest(_) => {
                 if let Some(cached) = self.storage.get_manifest(repo, reference)? {
@@ -352,6 +353,25 @@ fn routes<'a>(upstreams: &'a [Upstream], repo: &'a str) -> Vec<(&'a Upstream, &'
             .map(|u| (u, repo))
             .collect(),
     }
+}
+
+/// What the upstream is asked for: every manifest kind the registry stores, whatever the
+/// client accepts, plus any other types the client names. A client that accepts less must
+/// not make the cache store a lesser form of a tag for everyone, nor make the upstream answer
+/// 404 for an index it would not accept (which would read as the tag being deleted).
+fn upstream_accept(client: Option<&str>) -> String {
+    let mut accept = media::MANIFEST_ACCEPT.to_string();
+    for item in client.into_iter().flat_map(|c| c.split(',')) {
+        let media_type = item.split(';').next().unwrap_or("").trim();
+        let known = media::MANIFEST_ACCEPT
+            .split(',')
+            .any(|m| m.trim() == media_type);
+        if !known && media_type.contains('/') && !media_type.contains('*') {
+            accept.push_str(", ");
+            accept.push_str(media_type);
+        }
+    }
+    accept
 }
 
 /// The upstream's Docker-Content-Digest, if it sent a valid one.

@@ -12,7 +12,7 @@ use reqwest::{Method, StatusCode};
 use support::{OciLayout, TestRegistry};
 
 use super::upstream::Upstream;
-use super::{connect, routes};
+use super::{connect, routes, upstream_accept};
 use crate::config::UpstreamConfig;
 use crate::error::{ApiError, ErrorCode};
 
@@ -82,6 +82,20 @@ fn refuses_bad_prefixes_and_urls() {
         assert!(e.contains(needle), "{e} should mention {needle}");
         assert!(!e.contains('\n'), "{e}");
     }
+}
+
+#[test]
+fn asks_upstreams_for_every_manifest_kind_and_what_else_the_client_accepts() {
+    use gorae_image::media;
+    assert_eq!(upstream_accept(None), media::MANIFEST_ACCEPT);
+    let narrow = format!("{};q=0.9, */*, application/json", media::DOCKER_MANIFEST);
+    assert_eq!(
+        upstream_accept(Some(&narrow)),
+        format!("{}, application/json", media::MANIFEST_ACCEPT)
+    );
+    let extra = "application/vnd.example.thing+json";
+    let accept = upstream_accept(Some(&format!("{},{extra}", media::OCI_INDEX)));
+    assert_eq!(accept, format!("{}, {extra}", media::MANIFEST_ACCEPT));
 }
 
 /// A registry holding a one-layer image as `repo:v1`, pushed with `creds` if given.
