@@ -116,8 +116,9 @@ fn user(name: &str) -> Identity {
     }
 }
 
-/// The identity a check allowed, or a failure showing what it answered instead.
-fn allowed(result: Result<Identity, Box<Response>>) -> Identity {
+/// The identity `auth` allows the scope to, or a failure showing what it answered instead.
+fn allowed(auth: &Auth, authorization: Option<&str>, scope: &Scope) -> Identity {
+    let result = auth.check(authorization, scope, BASE_URL);
     result.unwrap_or_else(|r| panic!("refused: {} {}", r.status, challenge(&r)))
 }
 
@@ -128,7 +129,7 @@ fn disabled_allows_everything() {
     let auth = Auth::disabled();
     assert!(!auth.enabled());
     assert_eq!(
-        allowed(auth.check(None, &repo("a", &[Action::Delete]), BASE_URL)),
+        allowed(&auth, None, &repo("a", &[Action::Delete])),
         ANONYMOUS
     );
 }
@@ -139,18 +140,9 @@ fn basic_mode_authenticates_and_authorises() {
     assert!(auth.enabled());
     let alice = basic("alice", "wonderland");
     let push = repo("team/app", &[Action::Pull, Action::Push]);
-    assert_eq!(
-        allowed(auth.check(Some(&alice), &push, BASE_URL)),
-        user("alice")
-    );
-    assert_eq!(
-        allowed(auth.check(Some(&alice), &Scope::Catalog, BASE_URL)),
-        user("alice")
-    );
-    assert_eq!(
-        allowed(auth.check(Some(&alice), &Scope::Base, BASE_URL)),
-        user("alice")
-    );
+    assert_eq!(allowed(&auth, Some(&alice), &push), user("alice"));
+    assert_eq!(allowed(&auth, Some(&alice), &Scope::Catalog), user("alice"));
+    assert_eq!(allowed(&auth, Some(&alice), &Scope::Base), user("alice"));
 
     let wrong = basic("alice", "builder");
     assert_unauthorized(
@@ -174,12 +166,9 @@ fn basic_mode_authenticates_and_authorises() {
 fn anonymous_pull_is_allowed_by_a_rule_but_push_is_not() {
     let auth = Setup::new(false, Some(ACCESS)).auth();
     let pull = repo("public/busybox", &[Action::Pull]);
-    assert_eq!(allowed(auth.check(None, &pull, BASE_URL)), ANONYMOUS);
+    assert_eq!(allowed(&auth, None, &pull), ANONYMOUS);
     let bob = basic("bob", "builder");
-    assert_eq!(
-        allowed(auth.check(Some(&bob), &pull, BASE_URL)),
-        user("bob")
-    );
+    assert_eq!(allowed(&auth, Some(&bob), &pull), user("bob"));
     let push = repo("public/busybox", &[Action::Pull, Action::Push]);
     assert_unauthorized(auth.check(None, &push, BASE_URL), "Basic realm=");
     assert_unauthorized(
@@ -195,14 +184,8 @@ fn without_an_access_file_users_may_do_everything_and_anonymous_nothing() {
     let auth = Setup::new(false, None).auth();
     let bob = basic("bob", "builder");
     let delete = repo("any/thing", &[Action::Delete]);
-    assert_eq!(
-        allowed(auth.check(Some(&bob), &delete, BASE_URL)),
-        user("bob")
-    );
-    assert_eq!(
-        allowed(auth.check(Some(&bob), &Scope::Catalog, BASE_URL)),
-        user("bob")
-    );
+    assert_eq!(allowed(&auth, Some(&bob), &delete), user("bob"));
+    assert_eq!(allowed(&auth, Some(&bob), &Scope::Catalog), user("bob"));
     assert_unauthorized(
         auth.check(None, &repo("a", &[Action::Pull]), BASE_URL),
         "Basic",
@@ -319,14 +302,8 @@ fn a_token_checks_out_for_its_scope_only() {
     let (token, _) = fetch_token(&auth, Some(&alice), &["repository:team/app:pull,push"]);
     let bearer = format!("Bearer {token}");
     let push = repo("team/app", &[Action::Pull, Action::Push]);
-    assert_eq!(
-        allowed(auth.check(Some(&bearer), &push, BASE_URL)),
-        user("alice")
-    );
-    assert_eq!(
-        allowed(auth.check(Some(&bearer), &Scope::Base, BASE_URL)),
-        user("alice")
-    );
+    assert_eq!(allowed(&auth, Some(&bearer), &push), user("alice"));
+    assert_eq!(allowed(&auth, Some(&bearer), &Scope::Base), user("alice"));
     for (scope, want) in [
         (
             repo("team/app", &[Action::Delete]),
@@ -379,15 +356,9 @@ fn an_anonymous_token_opens_the_base_and_what_anonymous_may_pull() {
     let auth = Setup::new(true, Some(ACCESS)).auth();
     let (token, _) = fetch_token(&auth, None, &["repository:public/x:pull"]);
     let bearer = format!("Bearer {token}");
-    assert_eq!(
-        allowed(auth.check(Some(&bearer), &Scope::Base, BASE_URL)),
-        ANONYMOUS
-    );
+    assert_eq!(allowed(&auth, Some(&bearer), &Scope::Base), ANONYMOUS);
     let pull = repo("public/x", &[Action::Pull]);
-    assert_eq!(
-        allowed(auth.check(Some(&bearer), &pull, BASE_URL)),
-        ANONYMOUS
-    );
+    assert_eq!(allowed(&auth, Some(&bearer), &pull), ANONYMOUS);
 }
 
 #[test]
@@ -442,7 +413,7 @@ fn the_token_key_is_made_once_and_reused() {
     let bearer = format!("Bearer {token}");
     let pull = repo("public/x", &[Action::Pull]);
     assert_eq!(
-        allowed(second.check(Some(&bearer), &pull, BASE_URL)),
+        allowed(&second, Some(&bearer), &pull),
         ANONYMOUS,
         "after a restart"
     );
@@ -462,10 +433,7 @@ fn the_password_grant_form_issues_tokens() {
     let bearer = format!("Bearer {token}");
     for name in ["team/app", "public/x"] {
         let scope = repo(name, &[Action::Pull]);
-        assert_eq!(
-            allowed(auth.check(Some(&bearer), &scope, BASE_URL)),
-            user("alice")
-        );
+        assert_eq!(allowed(&auth, Some(&bearer), &scope), user("alice"));
     }
     let wrong = auth.issue_for_form(b"grant_type=password&username=alice&password=x");
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
