@@ -38,6 +38,8 @@ mod blobs;
 mod gc;
 mod manifests;
 mod uploads;
+#[cfg(test)]
+mod test_support;
 
 pub use gc::GcReport;
 

@@ -376,3 +376,205 @@ fn session_dir(inner: &Inner, id: &str) -> PathBuf {
 fn data_path(inner: &Inner, id: &str) -> PathBuf {
     session_dir(inner, id).join("data")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use gorae_image::{Algorithm, Digest};
+
+    use super::super::test_support::{code, open, open_default, push_blob, read_blob, set_age};
+    use super::super::{Storage, StorageOptions};
+    use crate::error::ErrorCode;
+
+    fn upload_chunks(storage: &Storage, repo: &str, chunks: &[&[u8]]) -> String {
+        let id = storage.start_upload(repo).unwrap().id;
+        let mut offset = 0;
+        for chunk in chunks {
+            let mut w = storage.upload_writer(repo, &id, Some(offset)).unwrap();
+            w.write(chunk).unwrap();
+            offset += chunk.len() as u64;
+            assert_eq!(w.offset(), offset);
+            assert_eq!(w.close().unwrap().offset, offset);
+            assert_eq!(storage.upload_status(repo, &id).unwrap().offset, offset);
+        }
+        id
+    }
+
+    #[test]
+    fn monolithic_upload_becomes_a_linked_blob() {
+        let (_dir, s) = open_default();
+        let digest = push_blob(&s, "lib/alpine", b"layer bytes");
+        assert_eq!(s.stat_blob("lib/alpine", &digest).unwrap(), Some(11));
+        assert_eq!(read_blob(&s, "lib/alpine", &digest).unwrap(), b"layer bytes");
+        assert_eq!(s.stat_blob("other", &digest).unwrap(), None);
+        assert!(s.inner.blob_path(&digest).is_file());
+        // The session is gone, and nothing is left in tmp/.
+        assert!(std::fs::read_dir(s.inner.uploads_dir()).unwrap().next().is_none());
+        assert!(std::fs::read_dir(s.inner.tmp_dir()).unwrap().next().is_none());
+    }
+
+    #[test]
+    fn chunked_upload_with_a_streamed_chunk_without_range() {
+        let (_dir, s) = open_default();
+        let id = upload_chunks(&s, "r", &[b"abc", b"defg"]);
+        let mut w = s.upload_writer("r", &id, None).unwrap();
+        w.write(b"hi").unwrap();
+        w.write(b"jk").unwrap();
+        w.close().unwrap();
+        let digest = Digest::sha256_of(b"abcdefghijk");
+        assert_eq!(s.finish_upload("r", &id, &digest).unwrap(), 11);
+        assert_eq!(read_blob(&s, "r", &digest).unwrap(), b"abcdefghijk");
+    }
+
+    #[test]
+    fn a_chunk_at_the_wrong_offset_is_416_and_the_session_survives() {
+        let (_dir, s) = open_default();
+        let id = upload_chunks(&s, "r", &[b"abc"]);
+        for start in [0, 2, 4] {
+            let Err(e) = s.upload_writer("r", &id, Some(start)) else {
+                panic!("chunk at {start} accepted");
+            };
+            let api = crate::ApiError::from(e);
+            assert_eq!(api.code, ErrorCode::RangeInvalid);
+            assert_eq!(api.status().as_u16(), 416);
+        }
+        let mut w = s.upload_writer("r", &id, Some(3)).unwrap();
+        w.write(b"d").unwrap();
+        drop(w); // without close: the session keeps what was written
+        assert_eq!(s.upload_status("r", &id).unwrap().offset, 4);
+        s.finish_upload("r", &id, &Digest::sha256_of(b"abcd"))
+            .unwrap();
+    }
+
+    #[test]
+    fn a_digest_mismatch_leaves_nothing_visible() {
+        let (_dir, s) = open_default();
+        let id = upload_chunks(&s, "r", &[b"real content"]);
+        let claimed = Digest::sha256_of(b"other content");
+        let e = s.finish_upload("r", &id, &claimed).unwrap_err();
+        assert_eq!(code(&e), Some(ErrorCode::DigestInvalid));
+        assert!(e.to_string().contains(&claimed.to_string()), "{e}");
+        assert_eq!(s.stat_blob("r", &claimed).unwrap(), None);
+        let actual = Digest::sha256_of(b"real content");
+        assert_eq!(s.stat_blob("r", &actual).unwrap(), None);
+        assert!(!s.inner.blob_path(&actual).exists());
+        let e = s.upload_status("r", &id).unwrap_err();
+        assert_eq!(code(&e), Some(ErrorCode::BlobUploadUnknown));
+        assert_eq!(s.usage().blobs, 0);
+    }
+
+    #[test]
+    fn a_session_belongs_to_its_repository() {
+        let (_dir, s) = open_default();
+        let id = upload_chunks(&s, "mine", &[b"x"]);
+        let digest = Digest::sha256_of(b"x");
+        let unknown = Some(ErrorCode::BlobUploadUnknown);
+        assert_eq!(code(&s.upload_status("theirs", &id).unwrap_err()), unknown);
+        let e = s.upload_writer("theirs", &id, None).err().unwrap();
+        assert_eq!(code(&e), unknown);
+        assert_eq!(code(&s.finish_upload("theirs", &id, &digest).unwrap_err()), unknown);
+        assert_eq!(code(&s.cancel_upload("theirs", &id).unwrap_err()), unknown);
+        for bad in ["../../etc", "", "zz", &"a".repeat(65)] {
+            assert_eq!(code(&s.upload_status("mine", bad).unwrap_err()), unknown);
+        }
+        s.finish_upload("mine", &id, &digest).unwrap();
+        assert_eq!(code(&s.upload_status("mine", &id).unwrap_err()), unknown);
+    }
+
+    #[test]
+    fn a_session_has_one_writer_at_a_time() {
+        let (_dir, s) = open_default();
+        let id = s.start_upload("r").unwrap().id;
+        let mut first = s.upload_writer("r", &id, None).unwrap();
+        first.write(b"one").unwrap();
+        let invalid = Some(ErrorCode::BlobUploadInvalid);
+        assert_eq!(code(&s.upload_writer("r", &id, None).err().unwrap()), invalid);
+        let digest = Digest::sha256_of(b"one");
+        assert_eq!(code(&s.finish_upload("r", &id, &digest).unwrap_err()), invalid);
+        first.close().unwrap();
+        s.finish_upload("r", &id, &digest).unwrap();
+    }
+
+    #[test]
+    fn an_upload_survives_a_restart_and_finishes_without_its_hash_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(dir.path(), StorageOptions::default()).unwrap();
+        let id = upload_chunks(&s, "r", &[b"before restart, "]);
+        drop(s);
+        let s = Storage::open(dir.path(), StorageOptions::default()).unwrap();
+        assert_eq!(s.upload_status("r", &id).unwrap().offset, 16);
+        let mut w = s.upload_writer("r", &id, Some(16)).unwrap();
+        w.write(b"after").unwrap();
+        w.close().unwrap();
+        let digest = Digest::sha256_of(b"before restart, after");
+        assert_eq!(s.finish_upload("r", &id, &digest).unwrap(), 21);
+        assert_eq!(read_blob(&s, "r", &digest).unwrap(), b"before restart, after");
+    }
+
+    #[test]
+    fn finishing_a_streamed_upload_uses_the_running_hash() {
+        let (_dir, s) = open_default();
+        let id = upload_chunks(&s, "r", &[b"streamed ", b"data"]);
+        // Same length, other bytes: only a re-read of the file would notice.
+        std::fs::write(s.inner.uploads_dir().join(&id).join("data"), b"STREAMED DATA").unwrap();
+        let digest = Digest::sha256_of(b"streamed data");
+        s.finish_upload("r", &id, &digest).unwrap();
+    }
+
+    #[test]
+    fn a_sha512_upload_is_hashed_from_the_file() {
+        let (_dir, s) = open_default();
+        let id = upload_chunks(&s, "r", &[b"five", b"twelve"]);
+        let mut h = Algorithm::Sha512.hasher();
+        h.update(b"fivetwelve");
+        let digest = h.finish();
+        assert_eq!(s.finish_upload("r", &id, &digest).unwrap(), 10);
+        assert_eq!(read_blob(&s, "r", &digest).unwrap(), b"fivetwelve");
+    }
+
+    #[test]
+    fn the_same_content_twice_is_stored_once() {
+        let (_dir, s) = open_default();
+        let a = push_blob(&s, "a", b"shared");
+        let b = push_blob(&s, "b", b"shared");
+        assert_eq!(a, b);
+        assert_eq!(s.usage().blobs, 1);
+        assert_eq!(s.stat_blob("a", &a).unwrap(), Some(6));
+        assert_eq!(s.stat_blob("b", &a).unwrap(), Some(6));
+    }
+
+    #[test]
+    fn cancel_removes_the_session() {
+        let (_dir, s) = open_default();
+        let id = upload_chunks(&s, "r", &[b"x"]);
+        s.cancel_upload("r", &id).unwrap();
+        let e = s.upload_writer("r", &id, None).err().unwrap();
+        assert_eq!(code(&e), Some(ErrorCode::BlobUploadUnknown));
+        assert!(!s.inner.uploads_dir().join(&id).exists());
+    }
+
+    #[test]
+    fn expiry_takes_old_sessions_but_not_fresh_or_busy_ones() {
+        let (_dir, s) = open(StorageOptions {
+            upload_expiry: Duration::from_secs(3600),
+            ..StorageOptions::default()
+        });
+        let old = upload_chunks(&s, "r", &[b"old"]);
+        let fresh = upload_chunks(&s, "r", &[b"fresh"]);
+        let busy = upload_chunks(&s, "r", &[b"busy"]);
+        let data = |id: &str| s.inner.uploads_dir().join(id).join("data");
+        set_age(&data(&old), Duration::from_secs(7200));
+        let writer = s.upload_writer("r", &busy, None).unwrap();
+        set_age(&data(&busy), Duration::from_secs(7200));
+        assert_eq!(s.expire_uploads().unwrap(), 1);
+        let e = s.upload_status("r", &old).unwrap_err();
+        assert_eq!(code(&e), Some(ErrorCode::BlobUploadUnknown));
+        assert!(!s.inner.uploads_dir().join(&old).exists());
+        assert_eq!(s.upload_status("r", &fresh).unwrap().offset, 5);
+        drop(writer);
+        assert_eq!(s.expire_uploads().unwrap(), 1);
+        assert_eq!(s.expire_uploads().unwrap(), 0);
+        assert!(std::fs::read_dir(s.inner.tmp_dir()).unwrap().next().is_none());
+    }
+}
