@@ -189,3 +189,45 @@ pub(crate) fn for_each_stored(inner: &Inner, mut f: impl FnMut(Digest, u64)) -> 
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use gorae_image::Digest;
+
+    use super::super::test_support::{open_default, push_blob, read_blob};
+
+    #[test]
+    fn mount_links_a_blob_another_repository_holds() {
+        let (_dir, s) = open_default();
+        let digest = push_blob(&s, "src", b"mountable");
+        assert_eq!(s.mount_blob("dst", Some("src"), &digest).unwrap(), Some(9));
+        assert_eq!(read_blob(&s, "dst", &digest).unwrap(), b"mountable");
+        // From a repository that does not hold it: nothing.
+        assert_eq!(s.mount_blob("dst2", Some("dst3"), &digest).unwrap(), None);
+        assert_eq!(s.stat_blob("dst2", &digest).unwrap(), None);
+        // Without `from`, any holder will do.
+        assert_eq!(s.mount_blob("dst2", None, &digest).unwrap(), Some(9));
+        assert_eq!(s.stat_blob("dst2", &digest).unwrap(), Some(9));
+        let missing = Digest::sha256_of(b"never uploaded");
+        assert_eq!(s.mount_blob("dst", None, &missing).unwrap(), None);
+        assert_eq!(s.mount_blob("dst", Some("src"), &missing).unwrap(), None);
+        assert_eq!(s.usage().blobs, 1);
+    }
+
+    #[test]
+    fn delete_unlinks_from_one_repository_only() {
+        let (_dir, s) = open_default();
+        let digest = push_blob(&s, "a", b"shared");
+        push_blob(&s, "b", b"shared");
+        assert!(s.delete_blob("a", &digest).unwrap());
+        assert!(!s.delete_blob("a", &digest).unwrap());
+        assert_eq!(s.stat_blob("a", &digest).unwrap(), None);
+        assert!(s.open_blob("a", &digest).unwrap().is_none());
+        assert_eq!(s.stat_blob("b", &digest).unwrap(), Some(6));
+        // Content without a link, or a link without content, is not held.
+        assert_eq!(s.mount_blob("c", Some("a"), &digest).unwrap(), None);
+        std::fs::remove_file(s.inner.blob_path(&digest)).unwrap();
+        assert_eq!(s.stat_blob("b", &digest).unwrap(), None);
+        assert!(s.open_blob("b", &digest).unwrap().is_none());
+    }
+}

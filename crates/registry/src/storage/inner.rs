@@ -359,3 +359,62 @@ pub(crate) fn list_links(dir: &Path) -> Result<Vec<Digest>> {
     }
     Ok(digests)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{push_blob, push_image};
+    use super::super::{Storage, StorageOptions, Usage};
+
+    #[test]
+    fn a_root_is_used_by_one_storage_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Storage::open(dir.path(), StorageOptions::default()).unwrap();
+        let Err(e) = Storage::open(dir.path(), StorageOptions::default()) else {
+            panic!("second open succeeded");
+        };
+        let message = e.to_string();
+        assert!(message.contains("in use by another process"), "{message}");
+        assert!(
+            message.contains(&dir.path().display().to_string()),
+            "{message}"
+        );
+        drop(first);
+        Storage::open(dir.path(), StorageOptions::default()).unwrap();
+    }
+
+    #[test]
+    fn usage_counts_distinct_blobs_and_survives_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(dir.path(), StorageOptions::default()).unwrap();
+        assert_eq!(s.usage(), Usage::default());
+        push_blob(&s, "a", b"12345");
+        push_blob(&s, "b", b"12345");
+        push_blob(&s, "b", b"123");
+        assert_eq!(s.usage(), Usage { blobs: 2, bytes: 8 });
+        let manifest = push_image(&s, "b", "t", &[b"123"]);
+        let manifest_size = s.get_manifest("b", "t").unwrap().unwrap().bytes.len() as u64;
+        let config_size = s
+            .stat_blob("b", &config_of(&s, &manifest))
+            .unwrap()
+            .unwrap();
+        let expected = Usage {
+            blobs: 4,
+            bytes: 8 + config_size + manifest_size,
+        };
+        assert_eq!(s.usage(), expected);
+        drop(s);
+        // Leftover temporaries of a dead process are cleared, and not counted.
+        std::fs::write(dir.path().join("tmp").join("partial"), b"half").unwrap();
+        let s = Storage::open(dir.path(), StorageOptions::default()).unwrap();
+        assert_eq!(s.usage(), expected);
+        assert!(!dir.path().join("tmp").join("partial").exists());
+    }
+
+    fn config_of(s: &Storage, manifest: &gorae_image::Digest) -> gorae_image::Digest {
+        let m = s.get_manifest("b", &manifest.to_string()).unwrap().unwrap();
+        match gorae_image::Manifest::parse(&m.bytes, None).unwrap().0 {
+            gorae_image::Manifest::Image(image) => image.config.digest,
+            gorae_image::Manifest::Index(_) => panic!("not an image"),
+        }
+    }
+}

@@ -472,7 +472,7 @@ fn remove_referrer_entries(inner: &Inner, repo: &str, digest: &Digest) -> Result
 }
 
 pub(crate) fn tags(inner: &Inner, repo: &str) -> Result<Option<Vec<String>>> {
-    if !inner.repo_dir(repo).is_dir() {
+    if !is_repository(&inner.repo_dir(repo)) {
         return Ok(None);
     }
     let mut tags: Vec<String> = list_dir(&inner.tags_dir(repo))?
@@ -544,4 +544,317 @@ pub(crate) fn referrers(
     }
     found.sort_by(|a, b| a.digest.cmp(&b.digest));
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use gorae_image::{media, Digest};
+
+    use super::super::test_support::{
+        code, descriptor, image_manifest, open, open_default, push_blob, push_image,
+    };
+    use super::super::{Storage, StorageOptions};
+    use crate::error::ErrorCode;
+
+    #[test]
+    fn put_then_get_by_tag_and_by_digest() {
+        let (_dir, s) = open_default();
+        let digest = push_image(&s, "lib/app", "v1", &[b"layer one", b"layer two"]);
+        let by_tag = s.get_manifest("lib/app", "v1").unwrap().unwrap();
+        assert_eq!(by_tag.digest, digest);
+        assert_eq!(by_tag.media_type, media::OCI_MANIFEST);
+        assert_eq!(Digest::sha256_of(&by_tag.bytes), digest);
+        // Twice: the second answer comes from the cache and must be the same.
+        for _ in 0..2 {
+            let by_digest = s
+                .get_manifest("lib/app", &digest.to_string())
+                .unwrap()
+                .unwrap();
+            assert_eq!(by_digest.bytes, by_tag.bytes);
+        }
+        assert!(s.get_manifest("lib/app", "v2").unwrap().is_none());
+        assert!(s.get_manifest("lib/other", "v1").unwrap().is_none());
+        // Re-tagging moves the tag, and the cached answer follows.
+        let v2 = push_image(&s, "lib/app", "v1", &[b"layer three"]);
+        assert_eq!(s.get_manifest("lib/app", "v1").unwrap().unwrap().digest, v2);
+    }
+
+    #[test]
+    fn a_push_by_digest_must_hash_to_it() {
+        let (_dir, s) = open_default();
+        let config = b"{}";
+        push_blob(&s, "r", config);
+        let manifest = image_manifest(config, &[]);
+        let digest = Digest::sha256_of(&manifest);
+        let put = s
+            .put_manifest("r", &digest.to_string(), None, &manifest)
+            .unwrap();
+        assert_eq!(put.digest, digest);
+        assert!(s.tags("r").unwrap().unwrap().is_empty());
+        let wrong = Digest::sha256_of(b"something else");
+        let e = s
+            .put_manifest("r", &wrong.to_string(), None, &manifest)
+            .unwrap_err();
+        assert_eq!(code(&e), Some(ErrorCode::DigestInvalid));
+        assert!(s.get_manifest("r", &wrong.to_string()).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_manifest_with_a_missing_blob_is_refused() {
+        let (_dir, s) = open_default();
+        let config = b"{\"config\":{}}";
+        push_blob(&s, "r", config);
+        // The layer is in another repository: it does not count.
+        let layer_digest = push_blob(&s, "elsewhere", b"layer");
+        let manifest = image_manifest(config, &[b"layer"]);
+        let e = s.put_manifest("r", "latest", None, &manifest).unwrap_err();
+        let api = crate::ApiError::from(e);
+        assert_eq!(api.code, ErrorCode::ManifestBlobUnknown);
+        let detail = serde_json::json!({ "digest": layer_digest.to_string() });
+        assert_eq!(api.detail, Some(detail));
+        assert!(s.get_manifest("r", "latest").unwrap().is_none());
+        // The pull-through cache stores it anyway.
+        s.cache_manifest("r", "latest", None, &manifest).unwrap();
+        assert!(s.get_manifest("r", "latest").unwrap().is_some());
+    }
+
+    #[test]
+    fn foreign_layers_need_not_be_stored() {
+        let (_dir, s) = open_default();
+        push_blob(&s, "r", b"{}");
+        let mut foreign = descriptor(media::DOCKER_LAYER_FOREIGN_GZIP, b"windows base");
+        foreign["urls"] = serde_json::json!(["https://example.com/base.tar.gz"]);
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": media::DOCKER_MANIFEST,
+            "config": descriptor(media::DOCKER_CONFIG, b"{}"),
+            "layers": [foreign],
+        });
+        let bytes = serde_json::to_vec(&manifest).unwrap();
+        s.put_manifest("r", "win", Some(media::DOCKER_MANIFEST), &bytes)
+            .unwrap();
+        let got = s.get_manifest("r", "win").unwrap().unwrap();
+        assert_eq!(got.media_type, media::DOCKER_MANIFEST);
+    }
+
+    #[test]
+    fn a_huge_manifest_is_413() {
+        let (_dir, s) = open(StorageOptions {
+            max_manifest_size: 1000,
+            ..StorageOptions::default()
+        });
+        let e = s.put_manifest("r", "big", None, &[b' '; 1001]).unwrap_err();
+        let api = crate::ApiError::from(e);
+        assert_eq!(api.code, ErrorCode::ManifestInvalid);
+        assert_eq!(api.status().as_u16(), 413);
+    }
+
+    #[test]
+    fn malformed_manifests_are_manifest_invalid() {
+        let (_dir, s) = open_default();
+        let cases: [(&[u8], Option<&str>); 4] = [
+            (b"not json", None),
+            (b"{\"schemaVersion\":1,\"layers\":[]}", None),
+            (
+                b"{\"schemaVersion\":2,\"mediaType\":\"text/html\",\"layers\":[]}",
+                None,
+            ),
+            (
+                b"{\"schemaVersion\":2,\"layers\":[{\"digest\":\"sha256:zz\"}]}",
+                None,
+            ),
+        ];
+        for (bytes, content_type) in cases {
+            let e = s.put_manifest("r", "t", content_type, bytes).unwrap_err();
+            assert_eq!(code(&e), Some(ErrorCode::ManifestInvalid), "{e}");
+        }
+        let e = s.put_manifest("r", "bad tag!", None, b"{}").unwrap_err();
+        assert_eq!(code(&e), Some(ErrorCode::ManifestInvalid), "{e}");
+        assert!(s.tags("r").unwrap().is_none());
+    }
+
+    fn index(children: &[&[u8]]) -> Vec<u8> {
+        let manifests: Vec<_> = children
+            .iter()
+            .map(|c| descriptor(media::OCI_MANIFEST, c))
+            .collect();
+        serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": media::OCI_INDEX,
+            "manifests": manifests,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_index_needs_its_children_in_the_repository() {
+        let (_dir, s) = open_default();
+        push_image(&s, "r", "amd64", &[b"amd64 layer"]);
+        let amd64 = s.get_manifest("r", "amd64").unwrap().unwrap().bytes;
+        let arm64 = image_manifest(b"{}", &[]);
+        let e = s
+            .put_manifest("r", "multi", None, &index(&[&amd64, &arm64]))
+            .unwrap_err();
+        assert_eq!(code(&e), Some(ErrorCode::ManifestBlobUnknown));
+        // A blob with the child's bytes is not a manifest of the repository.
+        push_blob(&s, "r", &arm64);
+        let e = s
+            .put_manifest("r", "multi", None, &index(&[&amd64, &arm64]))
+            .unwrap_err();
+        assert_eq!(code(&e), Some(ErrorCode::ManifestBlobUnknown));
+        push_blob(&s, "r", b"{}");
+        s.put_manifest("r", &Digest::sha256_of(&arm64).to_string(), None, &arm64)
+            .unwrap();
+        let put = s
+            .put_manifest("r", "multi", None, &index(&[&amd64, &arm64]))
+            .unwrap();
+        let got = s.get_manifest("r", "multi").unwrap().unwrap();
+        assert_eq!(
+            (got.digest, got.media_type.as_str()),
+            (put.digest, media::OCI_INDEX)
+        );
+    }
+
+    fn push_referrer(s: &Storage, subject: &Digest, artifact_type: Option<&str>) -> Digest {
+        push_blob(s, "r", b"{}");
+        let mut manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": media::OCI_MANIFEST,
+            "config": descriptor("application/vnd.example.sbom.config", b"{}"),
+            "layers": [],
+            "subject": { "mediaType": media::OCI_MANIFEST, "digest": subject.to_string(), "size": 10 },
+            "annotations": { "made.by": artifact_type.unwrap_or("config") },
+        });
+        if let Some(t) = artifact_type {
+            manifest["artifactType"] = serde_json::json!(t);
+        }
+        let bytes = serde_json::to_vec(&manifest).unwrap();
+        let digest = Digest::sha256_of(&bytes);
+        let put = s
+            .put_manifest("r", &digest.to_string(), None, &bytes)
+            .unwrap();
+        assert_eq!(put.subject.as_ref(), Some(subject));
+        digest
+    }
+
+    #[test]
+    fn referrers_are_listed_and_filtered_by_artifact_type() {
+        let (_dir, s) = open_default();
+        // The subject need not exist.
+        let subject = Digest::sha256_of(b"not pushed yet");
+        let sig = push_referrer(&s, &subject, Some("application/vnd.example.signature"));
+        let sbom = push_referrer(&s, &subject, None);
+        let all = s.referrers("r", &subject, None).unwrap();
+        assert_eq!(all.len(), 2);
+        let of = |d: &Digest| all.iter().find(|r| &r.digest == d).unwrap();
+        assert_eq!(
+            of(&sig).artifact_type.as_deref(),
+            Some("application/vnd.example.signature")
+        );
+        // Without artifactType, an image manifest's config media type stands in.
+        assert_eq!(
+            of(&sbom).artifact_type.as_deref(),
+            Some("application/vnd.example.sbom.config")
+        );
+        assert_eq!(of(&sbom).media_type, media::OCI_MANIFEST);
+        let made_by = of(&sig)
+            .annotations
+            .as_ref()
+            .unwrap()
+            .get("made.by")
+            .cloned();
+        assert_eq!(
+            made_by.as_deref(),
+            Some("application/vnd.example.signature")
+        );
+        let signatures = s
+            .referrers("r", &subject, Some("application/vnd.example.signature"))
+            .unwrap();
+        assert_eq!(
+            signatures.iter().map(|r| &r.digest).collect::<Vec<_>>(),
+            [&sig]
+        );
+        assert!(s.referrers("r", &subject, Some("x/y")).unwrap().is_empty());
+        assert!(s.referrers("other", &subject, None).unwrap().is_empty());
+        // Deleting a referrer takes it off the list.
+        s.delete_manifest("r", &sig.to_string()).unwrap();
+        let left = s.referrers("r", &subject, None).unwrap();
+        assert_eq!(left.iter().map(|r| &r.digest).collect::<Vec<_>>(), [&sbom]);
+    }
+
+    #[test]
+    fn delete_by_digest_takes_its_tags_and_by_tag_only_the_tag() {
+        let (_dir, s) = open_default();
+        let digest = push_image(&s, "r", "a", &[b"l"]);
+        let manifest = s.get_manifest("r", "a").unwrap().unwrap().bytes;
+        s.put_manifest("r", "b", None, &manifest).unwrap();
+        let other = push_image(&s, "r", "c", &[b"m"]);
+        s.delete_manifest("r", "b").unwrap();
+        assert!(s.get_manifest("r", "b").unwrap().is_none());
+        assert!(s.get_manifest("r", "a").unwrap().is_some());
+        s.put_manifest("r", "b", None, &manifest).unwrap();
+        s.delete_manifest("r", &digest.to_string()).unwrap();
+        assert_eq!(s.tags("r").unwrap().unwrap(), ["c"]);
+        assert!(s.get_manifest("r", &digest.to_string()).unwrap().is_none());
+        assert!(s.get_manifest("r", "a").unwrap().is_none());
+        assert_eq!(s.get_manifest("r", "c").unwrap().unwrap().digest, other);
+        let unknown = Some(ErrorCode::ManifestUnknown);
+        assert_eq!(code(&s.delete_manifest("r", "a").unwrap_err()), unknown);
+        let again = s.delete_manifest("r", &digest.to_string()).unwrap_err();
+        assert_eq!(code(&again), unknown);
+    }
+
+    #[test]
+    fn tags_and_the_catalog_are_sorted() {
+        let (_dir, s) = open_default();
+        for tag in ["v2", "latest", "V1", "1.0"] {
+            push_image(&s, "b/nested/deep", tag, &[b"x"]);
+        }
+        push_image(&s, "b", "t", &[b"x"]);
+        push_image(&s, "a", "t", &[b"x"]);
+        push_blob(&s, "c-blobs-only", b"x");
+        s.start_upload("d-upload-only").unwrap();
+        assert_eq!(
+            s.tags("b/nested/deep").unwrap().unwrap(),
+            ["1.0", "V1", "latest", "v2"]
+        );
+        assert_eq!(
+            s.tags("c-blobs-only").unwrap().unwrap(),
+            Vec::<String>::new()
+        );
+        // A directory on the way to a repository is not one.
+        assert_eq!(s.tags("b/nested").unwrap(), None);
+        assert_eq!(s.tags("nope").unwrap(), None);
+        assert_eq!(
+            s.repositories().unwrap(),
+            ["a", "b", "b/nested/deep", "c-blobs-only"]
+        );
+    }
+
+    #[test]
+    fn corrupt_files_are_errors_not_panics() {
+        let (_dir, s) = open_default();
+        let digest = push_image(&s, "r", "t", &[b"x"]);
+        std::fs::write(s.inner.tags_dir("r").join("broken"), b"sha256:nope").unwrap();
+        assert!(s.get_manifest("r", "broken").is_err());
+        std::fs::write(s.inner.tags_dir("r").join("huge"), vec![b'a'; 10_000]).unwrap();
+        assert!(s.get_manifest("r", "huge").is_err());
+        std::fs::write(s.inner.revision_link("r", &digest), b"").unwrap();
+        assert!(s.get_manifest("r", &digest.to_string()).is_err());
+        std::fs::write(s.inner.revision_link("r", &digest), media::OCI_MANIFEST).unwrap();
+        std::fs::write(s.inner.blob_path(&digest), b"{\"tampered\":1}").unwrap();
+        assert!(s.get_manifest("r", &digest.to_string()).is_err());
+        // A referrer entry that is not a descriptor is skipped.
+        let subject = Digest::sha256_of(b"s");
+        let entry = s
+            .inner
+            .referrers_dir("r", &subject)
+            .join(format!("sha256-{}", digest.hex()));
+        std::fs::create_dir_all(entry.parent().unwrap()).unwrap();
+        std::fs::write(&entry, b"[1,2").unwrap();
+        assert!(s.referrers("r", &subject, None).unwrap().is_empty());
+        // Deleting still works, and takes the broken entry with it.
+        s.delete_manifest("r", &digest.to_string()).unwrap();
+        assert!(!entry.exists());
+    }
 }

@@ -37,9 +37,9 @@ use crate::error::Result;
 mod blobs;
 mod gc;
 mod manifests;
-mod uploads;
 #[cfg(test)]
 mod test_support;
+mod uploads;
 
 pub use gc::GcReport;
 

@@ -406,12 +406,21 @@ mod tests {
         let (_dir, s) = open_default();
         let digest = push_blob(&s, "lib/alpine", b"layer bytes");
         assert_eq!(s.stat_blob("lib/alpine", &digest).unwrap(), Some(11));
-        assert_eq!(read_blob(&s, "lib/alpine", &digest).unwrap(), b"layer bytes");
+        assert_eq!(
+            read_blob(&s, "lib/alpine", &digest).unwrap(),
+            b"layer bytes"
+        );
         assert_eq!(s.stat_blob("other", &digest).unwrap(), None);
         assert!(s.inner.blob_path(&digest).is_file());
         // The session is gone, and nothing is left in tmp/.
-        assert!(std::fs::read_dir(s.inner.uploads_dir()).unwrap().next().is_none());
-        assert!(std::fs::read_dir(s.inner.tmp_dir()).unwrap().next().is_none());
+        assert!(std::fs::read_dir(s.inner.uploads_dir())
+            .unwrap()
+            .next()
+            .is_none());
+        assert!(std::fs::read_dir(s.inner.tmp_dir())
+            .unwrap()
+            .next()
+            .is_none());
     }
 
     #[test]
@@ -473,7 +482,10 @@ mod tests {
         assert_eq!(code(&s.upload_status("theirs", &id).unwrap_err()), unknown);
         let e = s.upload_writer("theirs", &id, None).err().unwrap();
         assert_eq!(code(&e), unknown);
-        assert_eq!(code(&s.finish_upload("theirs", &id, &digest).unwrap_err()), unknown);
+        assert_eq!(
+            code(&s.finish_upload("theirs", &id, &digest).unwrap_err()),
+            unknown
+        );
         assert_eq!(code(&s.cancel_upload("theirs", &id).unwrap_err()), unknown);
         for bad in ["../../etc", "", "zz", &"a".repeat(65)] {
             assert_eq!(code(&s.upload_status("mine", bad).unwrap_err()), unknown);
@@ -489,9 +501,15 @@ mod tests {
         let mut first = s.upload_writer("r", &id, None).unwrap();
         first.write(b"one").unwrap();
         let invalid = Some(ErrorCode::BlobUploadInvalid);
-        assert_eq!(code(&s.upload_writer("r", &id, None).err().unwrap()), invalid);
+        assert_eq!(
+            code(&s.upload_writer("r", &id, None).err().unwrap()),
+            invalid
+        );
         let digest = Digest::sha256_of(b"one");
-        assert_eq!(code(&s.finish_upload("r", &id, &digest).unwrap_err()), invalid);
+        assert_eq!(
+            code(&s.finish_upload("r", &id, &digest).unwrap_err()),
+            invalid
+        );
         first.close().unwrap();
         s.finish_upload("r", &id, &digest).unwrap();
     }
@@ -509,7 +527,10 @@ mod tests {
         w.close().unwrap();
         let digest = Digest::sha256_of(b"before restart, after");
         assert_eq!(s.finish_upload("r", &id, &digest).unwrap(), 21);
-        assert_eq!(read_blob(&s, "r", &digest).unwrap(), b"before restart, after");
+        assert_eq!(
+            read_blob(&s, "r", &digest).unwrap(),
+            b"before restart, after"
+        );
     }
 
     #[test]
@@ -517,7 +538,11 @@ mod tests {
         let (_dir, s) = open_default();
         let id = upload_chunks(&s, "r", &[b"streamed ", b"data"]);
         // Same length, other bytes: only a re-read of the file would notice.
-        std::fs::write(s.inner.uploads_dir().join(&id).join("data"), b"STREAMED DATA").unwrap();
+        std::fs::write(
+            s.inner.uploads_dir().join(&id).join("data"),
+            b"STREAMED DATA",
+        )
+        .unwrap();
         let digest = Digest::sha256_of(b"streamed data");
         s.finish_upload("r", &id, &digest).unwrap();
     }
@@ -575,6 +600,9 @@ mod tests {
         drop(writer);
         assert_eq!(s.expire_uploads().unwrap(), 1);
         assert_eq!(s.expire_uploads().unwrap(), 0);
-        assert!(std::fs::read_dir(s.inner.tmp_dir()).unwrap().next().is_none());
+        assert!(std::fs::read_dir(s.inner.tmp_dir())
+            .unwrap()
+            .next()
+            .is_none());
     }
 }
