@@ -458,3 +458,89 @@ fn basic_mode_has_no_token_endpoint() {
         StatusCode::NOT_FOUND
     );
 }
+
+/// Serves `/token` (GET and POST) and one repository scope through the real HTTP server.
+struct TokenServer {
+    auth: Auth,
+}
+
+impl crate::http::Handler for TokenServer {
+    fn handle<'a>(&'a self, mut request: Request<'a>) -> crate::http::BoxFuture<'a, Response> {
+        Box::pin(async move {
+            match (request.method.as_str(), request.path.as_str()) {
+                ("GET", "/token") => self.auth.token(&request).await,
+                ("POST", "/token") => self.auth.token_post(&mut request).await,
+                _ => {
+                    let authorization = request.header(http::header::AUTHORIZATION);
+                    let scope = repo("team/app", &[Action::Pull, Action::Push]);
+                    match self.auth.check(authorization, &scope, "http://registry") {
+                        Ok(id) => Response::new(StatusCode::OK)
+                            .bytes("text/plain", id.user.unwrap_or_default()),
+                        Err(refused) => *refused,
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// curl's status code and body.
+async fn curl(args: Vec<String>) -> (u16, String) {
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("curl")
+            .args(["-s", "-w", "\n%{http_code}"])
+            .args(&args)
+            .output()
+            .expect("curl runs")
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.parse().unwrap(), body.to_string())
+}
+
+/// Needs curl. The token endpoint through the real HTTP server: GET with Basic credentials,
+/// POST with the password grant, and the tokens they give used on a request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_endpoint_over_http() {
+    let setup = Setup::new(true, Some(ACCESS));
+    let handler = std::sync::Arc::new(TokenServer { auth: setup.auth() });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let options = crate::http::ServerOptions::default();
+    let server = tokio::spawn(crate::http::serve(
+        listener, None, handler, options, shutdown,
+    ));
+
+    let get =
+        format!("{base}/token?service=gorae-registry&scope=repository%3Ateam%2Fapp%3Apull%2Cpush");
+    let (status, body) = curl(vec!["-u".into(), "alice:wonderland".into(), get.clone()]).await;
+    assert_eq!(status, 200, "{body}");
+    let token: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let bearer = format!("Authorization: Bearer {}", token["token"].as_str().unwrap());
+    let (status, body) = curl(vec!["-H".into(), bearer, format!("{base}/v2/team/app")]).await;
+    assert_eq!((status, body.as_str()), (200, "alice"));
+
+    let (status, _) = curl(vec!["-u".into(), "alice:nope".into(), get]).await;
+    assert_eq!(status, 401);
+
+    let form = "grant_type=password&username=alice&password=wonderland&scope=repository%3Ateam%2Fapp%3Apull%2Cpush";
+    let post = vec!["-d".into(), form.into(), format!("{base}/token")];
+    let (status, body) = curl(post).await;
+    assert_eq!(status, 200, "{body}");
+    let token: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let bearer = format!(
+        "Authorization: Bearer {}",
+        token["access_token"].as_str().unwrap()
+    );
+    let (status, body) = curl(vec!["-H".into(), bearer, format!("{base}/v2/team/app")]).await;
+    assert_eq!((status, body.as_str()), (200, "alice"));
+
+    let (status, body) = curl(vec![format!("{base}/v2/team/app")]).await;
+    assert_eq!(status, 401, "{body}");
+
+    stop.send(true).unwrap();
+    server.await.unwrap().unwrap();
+}
