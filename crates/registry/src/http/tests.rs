@@ -516,6 +516,36 @@ async fn oversized_head_gets_431() {
 }
 
 #[tokio::test]
+async fn heads_may_arrive_in_pieces() {
+    let options = ServerOptions {
+        max_head_bytes: 2048,
+        ..ServerOptions::default()
+    };
+    let server = start(options, None).await;
+    let mut client = Client::connect(server.addr).await;
+    for piece in [
+        "POST /ec",
+        "ho HTTP/1.1\r\nContent-Le",
+        "ngth: 2\r\n\r",
+        "\nok",
+    ] {
+        client.send(piece.as_bytes()).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(client.response(false).await.body, b"ok");
+    // A head that never ends is refused once it outgrows the limit.
+    client.send(b"GET / HTTP/1.1\r\n").await;
+    for _ in 0..3 {
+        client
+            .send(format!("X-Pad: {}\r\n", "p".repeat(1000)).as_bytes())
+            .await;
+    }
+    assert_eq!(client.response(false).await.status, 431);
+    assert!(client.closed().await);
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn forty_mib_file_is_sent_whole_and_in_ranges() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("blob");
