@@ -327,21 +327,29 @@ impl Conn {
             }
         }
         let deadline = Instant::now() + options.head_timeout;
+        // Parsing again after every read would let a client that sends its head a byte at a
+        // time make us parse a quadratic amount: after the first try, parse only once the
+        // blank line that ends a head has arrived.
+        let mut scanned = 0usize;
         loop {
-            match parse_head(&self.wire.rbuf) {
-                Ok(Some((_, len))) if len > options.max_head_bytes => {
-                    return Next::Reject(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+            let rescan_from = scanned.saturating_sub(2);
+            if scanned == 0 || has_blank_line(&self.wire.rbuf[rescan_from..]) {
+                match parse_head(&self.wire.rbuf) {
+                    Ok(Some((_, len))) if len > options.max_head_bytes => {
+                        return Next::Reject(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+                    }
+                    Ok(Some((head, len))) => {
+                        self.wire.rbuf.advance(len);
+                        return Next::Request(Box::new(head));
+                    }
+                    Ok(None) => {}
+                    Err(status) => return Next::Reject(status),
                 }
-                Ok(Some((head, len))) => {
-                    self.wire.rbuf.advance(len);
-                    return Next::Request(Box::new(head));
-                }
-                Ok(None) if self.wire.rbuf.len() >= options.max_head_bytes => {
-                    return Next::Reject(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
-                }
-                Ok(None) => {}
-                Err(status) => return Next::Reject(status),
             }
+            if self.wire.rbuf.len() >= options.max_head_bytes {
+                return Next::Reject(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+            }
+            scanned = self.wire.rbuf.len();
             match timeout_at(deadline, self.wire.read_some(INITIAL_BUF)).await {
                 Err(_) => return Next::Reject(StatusCode::REQUEST_TIMEOUT),
                 Ok(Ok(0)) | Ok(Err(_)) => return Next::Close,
@@ -502,6 +510,17 @@ pub(super) fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, StatusCode
     Ok(Some((head, len)))
 }
 
+/// Whether `buf` holds an empty line (LF LF or LF CR LF), which ends a head.
+fn has_blank_line(buf: &[u8]) -> bool {
+    let mut lfs = buf.iter().enumerate().filter(|(_, &b)| b == b'\n');
+    let mut previous = None;
+    lfs.any(|(i, _)| {
+        let blank = previous.is_some_and(|p| i == p + 1 || (i == p + 2 && buf[p + 1] == b'\r'));
+        previous = Some(i);
+        blank
+    })
+}
+
 /// Splits a request target into path and query. Accepts origin form (`/v2/?x`), absolute
 /// form (`http://host/v2/`, which proxies send) and `*`.
 fn split_target(target: &str) -> Option<(String, String)> {
@@ -660,6 +679,16 @@ mod tests {
             head(&text).err(),
             Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
         );
+    }
+
+    #[test]
+    fn blank_lines_end_heads() {
+        assert!(has_blank_line(b"GET / HTTP/1.1\r\nA: b\r\n\r\n"));
+        assert!(has_blank_line(b"\n\n"));
+        assert!(has_blank_line(b"x\n\r\n"));
+        assert!(!has_blank_line(b"GET / HTTP/1.1\r\nA: b\r\n"));
+        assert!(!has_blank_line(b"\n\r\r\n"));
+        assert!(!has_blank_line(b""));
     }
 
     #[test]

@@ -113,7 +113,7 @@ impl fmt::Display for BodyError {
     }
 }
 
-/// A request body, read from the connection on demand. Implemented in `connection.rs`.
+/// A request body, read from the connection on demand. Implemented in `body.rs`.
 pub struct Body<'c> {
     pub(crate) inner: body::BodyState<'c>,
 }

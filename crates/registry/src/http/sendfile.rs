@@ -47,15 +47,17 @@ pub(super) async fn send(
         head_done += when_writable(tcp, limit, || rustix::net::send(tcp, rest, flags)).await?;
     }
     let mut position = offset;
-    while *sent < len {
-        let count = (len - *sent).min(MAX_SENDFILE) as usize;
+    let mut done = 0;
+    while done < len {
+        let count = (len - done).min(MAX_SENDFILE) as usize;
         let n = when_writable(tcp, limit, || {
             rustix::fs::sendfile(tcp, file, Some(&mut position), count)
         })
         .await?;
         if n == 0 {
-            return Err(file_ended(offset, len, *sent));
+            return Err(file_ended(offset, len, done));
         }
+        done += n as u64;
         *sent += n as u64;
     }
     Ok(())
@@ -92,13 +94,15 @@ pub(super) async fn copy(
     sent: &mut u64,
 ) -> io::Result<()> {
     let mut piece = vec![0u8; len.min(COPY_PIECE) as usize];
-    while *sent < len {
-        let want = (len - *sent).min(piece.len() as u64) as usize;
-        let n = file.read_at(&mut piece[..want], offset + *sent)?;
+    let mut done = 0;
+    while done < len {
+        let want = (len - done).min(piece.len() as u64) as usize;
+        let n = file.read_at(&mut piece[..want], offset.saturating_add(done))?;
         if n == 0 {
-            return Err(file_ended(offset, len, *sent));
+            return Err(file_ended(offset, len, done));
         }
         wire.write_all(&piece[..n]).await?;
+        done += n as u64;
         *sent += n as u64;
     }
     Ok(())

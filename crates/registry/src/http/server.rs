@@ -67,17 +67,23 @@ async fn serve_connection(
     acceptor: Option<TlsAcceptor>,
     handler: Arc<dyn Handler>,
     options: Arc<ServerOptions>,
-    shutdown: watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<bool>,
 ) {
     // Without it, a response head sent apart from its body waits for the client's
     // delayed ACK.
     let _ = tcp.set_nodelay(true);
     let io = match acceptor {
         None => Transport::Plain(tcp),
-        Some(acceptor) => match timeout(options.head_timeout, acceptor.accept(tcp)).await {
-            Ok(Ok(stream)) => Transport::Tls(Box::new(stream)),
-            _ => return,
-        },
+        Some(acceptor) => {
+            let handshake = timeout(options.head_timeout, acceptor.accept(tcp));
+            tokio::select! {
+                done = handshake => match done {
+                    Ok(Ok(stream)) => Transport::Tls(Box::new(stream)),
+                    _ => return,
+                },
+                _ = shutdown_signalled(&mut shutdown) => return,
+            }
+        }
     };
     connection::run(io, peer, handler, options, shutdown).await;
 }

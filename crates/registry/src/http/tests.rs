@@ -410,6 +410,31 @@ async fn chunked_upload_with_extensions_and_trailers_is_read_exactly() {
 }
 
 #[tokio::test]
+async fn big_chunked_body_across_many_reads_is_read_exactly() {
+    let server = start(ServerOptions::default(), None).await;
+    let mut client = Client::connect(server.addr).await;
+    let data = noise(3 << 20);
+    let mut request = b"POST /digest HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let mut rest = &data[..];
+    let mut size = 1;
+    while !rest.is_empty() {
+        let (piece, after) = rest.split_at(size.min(rest.len()));
+        request.extend(format!("{:X};n={size}\r\n", piece.len()).as_bytes());
+        request.extend(piece);
+        request.extend(b"\r\n");
+        rest = after;
+        size = size * 7 % 300_007 + 1;
+    }
+    request.extend(b"0\r\n\r\n");
+    request.extend(post("/echo", "after").as_bytes());
+    client.send(&request).await;
+    let expected = format!("{} {}", data.len(), sha256_hex(&data));
+    assert_eq!(client.response(false).await.body, expected.as_bytes());
+    assert_eq!(client.response(false).await.body, b"after");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn malformed_chunks_fail_the_body_and_close() {
     let bad_bodies = [
         "5\r\nhelloXX0\r\n\r\n",
@@ -512,6 +537,36 @@ async fn oversized_head_gets_431() {
     );
     client.send(fits.as_bytes()).await;
     assert_eq!(client.response(false).await.status, 200);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn heads_may_arrive_in_pieces() {
+    let options = ServerOptions {
+        max_head_bytes: 2048,
+        ..ServerOptions::default()
+    };
+    let server = start(options, None).await;
+    let mut client = Client::connect(server.addr).await;
+    for piece in [
+        "POST /ec",
+        "ho HTTP/1.1\r\nContent-Le",
+        "ngth: 2\r\n\r",
+        "\nok",
+    ] {
+        client.send(piece.as_bytes()).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(client.response(false).await.body, b"ok");
+    // A head that never ends is refused once it outgrows the limit.
+    client.send(b"GET / HTTP/1.1\r\n").await;
+    for _ in 0..3 {
+        client
+            .send(format!("X-Pad: {}\r\n", "p".repeat(1000)).as_bytes())
+            .await;
+    }
+    assert_eq!(client.response(false).await.status, 431);
+    assert!(client.closed().await);
     server.stop().await;
 }
 
