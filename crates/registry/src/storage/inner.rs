@@ -345,10 +345,9 @@ pub(crate) fn read_small(path: &Path, cap: usize) -> Result<Option<Vec<u8>>> {
     let mut bytes = Vec::new();
     file.take(cap as u64 + 1).read_to_end(&mut bytes).at(path)?;
     if bytes.len() > cap {
-        return Err(Error::Other {
-            what: path.display().to_string(),
-            reason: format!("larger than {cap} bytes: not a file the registry wrote"),
-        });
+        // An io error, so that a client is told the file's last components, not its path.
+        let reason = format!("larger than {cap} bytes: not a file the registry wrote");
+        return Err(std::io::Error::new(ErrorKind::InvalidData, reason)).at(path);
     }
     Ok(Some(bytes))
 }
