@@ -264,8 +264,12 @@ impl Default for ServerOptions {
 
 mod body;
 mod connection;
+mod date;
+mod response;
 mod sendfile;
 mod server;
+#[cfg(test)]
+mod tests;
 mod tls;
 
 pub use server::serve;
