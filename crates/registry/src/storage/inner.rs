@@ -9,7 +9,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
-use std::time::SystemTime;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use gorae_image::Digest;
 use rustix::fs::FlockOperation;
@@ -37,11 +37,23 @@ pub(crate) struct Inner {
 
 /// Which blobs were used lately: GC keeps unreferenced blobs used within its grace period,
 /// and everything used while it runs.
-#[derive(Default)]
 pub(crate) struct Uses {
     pub(crate) recent: HashMap<Digest, SystemTime>,
+    /// `recent` is pruned of uses older than the grace period when it reaches this size
+    /// (GC prunes it too, but GC may be off).
+    prune_at: usize,
     /// Some while a GC runs: every digest used or referenced since it started.
     pub(crate) journal: Option<HashSet<Digest>>,
+}
+
+impl Default for Uses {
+    fn default() -> Self {
+        Uses {
+            recent: HashMap::new(),
+            prune_at: MIN_PRUNE_AT,
+            journal: None,
+        }
+    }
 }
 
 impl Uses {
@@ -51,6 +63,8 @@ impl Uses {
             || self.recent.get(digest).is_some_and(|t| *t >= cutoff)
     }
 }
+
+const MIN_PRUNE_AT: usize = 4096;
 
 /// Locks a mutex; a panic elsewhere while it was held leaves data that is still consistent
 /// (every critical section here is a few map operations), so poisoning is ignored.
@@ -142,6 +156,12 @@ impl Inner {
             if let Some(journal) = &mut uses.journal {
                 journal.insert(digest.clone());
             }
+        }
+        if uses.recent.len() >= uses.prune_at {
+            let cutoff = now.checked_sub(self.options.gc_grace).unwrap_or(UNIX_EPOCH);
+            uses.recent.retain(|_, used| *used >= cutoff);
+            // Doubling keeps the pruning's cost per touch constant.
+            uses.prune_at = (2 * uses.recent.len()).max(MIN_PRUNE_AT);
         }
     }
 
@@ -325,10 +345,9 @@ pub(crate) fn read_small(path: &Path, cap: usize) -> Result<Option<Vec<u8>>> {
     let mut bytes = Vec::new();
     file.take(cap as u64 + 1).read_to_end(&mut bytes).at(path)?;
     if bytes.len() > cap {
-        return Err(Error::Other {
-            what: path.display().to_string(),
-            reason: format!("larger than {cap} bytes: not a file the registry wrote"),
-        });
+        // An io error, so that a client is told the file's last components, not its path.
+        let reason = format!("larger than {cap} bytes: not a file the registry wrote");
+        return Err(std::io::Error::new(ErrorKind::InvalidData, reason)).at(path);
     }
     Ok(Some(bytes))
 }
@@ -364,6 +383,29 @@ pub(crate) fn list_links(dir: &Path) -> Result<Vec<Digest>> {
 mod tests {
     use super::super::test_support::{push_blob, push_image};
     use super::super::{Storage, StorageOptions, Usage};
+
+    #[test]
+    fn storage_and_writers_can_cross_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>() {}
+        send_sync::<Storage>();
+        send::<super::super::UploadWriter>();
+    }
+
+    #[test]
+    fn recent_uses_are_pruned_without_gc() {
+        let (_dir, s) = super::super::test_support::open(StorageOptions {
+            gc_grace: std::time::Duration::ZERO,
+            ..StorageOptions::default()
+        });
+        let digests: Vec<_> = (0..3 * super::MIN_PRUNE_AT)
+            .map(|i| gorae_image::Digest::sha256_of(&i.to_le_bytes()))
+            .collect();
+        for digest in &digests {
+            s.inner.touch([digest]);
+        }
+        assert!(super::lock(&s.inner.uses).recent.len() < digests.len());
+    }
 
     #[test]
     fn a_root_is_used_by_one_storage_at_a_time() {

@@ -170,8 +170,11 @@ pub(crate) fn put(
             write_referrer(inner, repo, subject, descriptor)?;
         }
         if let Reference::Tag(tag) = &reference {
-            let tag_path = inner.tags_dir(repo).join(tag);
-            inner.write_atomic(&tag_path, digest.to_string().as_bytes())?;
+            // A re-push of the same image (common in CI) leaves the tag alone.
+            if read_tag(inner, repo, tag).ok().flatten().as_ref() != Some(&digest) {
+                let tag_path = inner.tags_dir(repo).join(tag);
+                inner.write_atomic(&tag_path, digest.to_string().as_bytes())?;
+            }
         }
         // Again, now that the manifest is visible: a GC that started marking after the
         // first touch may have walked past this repository already; its journal has them.
