@@ -77,6 +77,9 @@ impl Registry {
         };
         match route {
             Route::Metrics => return self.metrics.response(&self.storage),
+            Route::Token if request.method == Method::POST => {
+                return self.auth.token_post(&mut request).await.route("token")
+            }
             Route::Token => return self.auth.token(&request).await.route("token"),
             _ => {}
         }
