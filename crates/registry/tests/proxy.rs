@@ -501,3 +501,67 @@ async fn proxy_pulls_through_an_upstream_that_wants_tokens() {
         assert_eq!(got, layout.blob(&digest.to_string()));
     }
 }
+
+/// skopeo copies `name` (a tag) from the gorae registry at `addr` into a fresh OCI layout,
+/// verifying every digest; returns the manifest digest it wrote.
+fn skopeo_pull(addr: std::net::SocketAddr, name: &str) -> Digest {
+    let dest = tempfile::tempdir().unwrap();
+    run(Command::new("skopeo").args([
+        "copy",
+        "--quiet",
+        "--src-tls-verify=false",
+        &format!("docker://{addr}/{name}"),
+        &format!("oci:{}:pulled", dest.path().display()),
+    ]));
+    let index = std::fs::read(dest.path().join("index.json")).unwrap();
+    let index: serde_json::Value = serde_json::from_slice(&index).unwrap();
+    index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_serves_skopeo_through_the_server_then_from_the_cache_once_the_upstream_is_gone() {
+    use gorae_registry::config::{Config, LogLevel, ProxyConfig};
+    use gorae_registry::server::Server;
+
+    let registry = TestRegistry::start();
+    let layout = OciLayout::new();
+    add_image(&layout, "v1", 2 << 20, 7);
+    push(&layout, "v1", &registry, "library/app:v1");
+    let root = tempfile::tempdir().unwrap();
+    let config = Config {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        root: root.path().to_path_buf(),
+        log: LogLevel::Error,
+        proxy: ProxyConfig {
+            upstream: vec![upstream(&registry, None, Duration::ZERO)],
+        },
+        ..Config::default()
+    };
+    let server = Server::bind(config).await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(server.run(async {
+        let _ = stopped.await;
+    }));
+
+    let expected = digest_of(&layout, "v1");
+    let pull = move || skopeo_pull(addr, "library/app:v1");
+    let streamed = tokio::task::spawn_blocking(pull).await.unwrap();
+    assert_eq!(streamed, expected);
+    let layer = blobs_of(&layout, "v1").pop().unwrap();
+    assert_eq!(
+        requests(&registry, &format!("GET /v2/library/app/blobs/{layer}")),
+        1
+    );
+
+    drop(registry);
+    let cached = tokio::task::spawn_blocking(pull).await.unwrap();
+    assert_eq!(cached, expected);
+
+    let _ = stop.send(());
+    serving.await.unwrap().unwrap();
+}

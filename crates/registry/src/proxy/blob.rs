@@ -90,7 +90,7 @@ enum State {
 
 enum Start {
     /// This request downloads, into this upload session.
-    New(Arc<Download>, String, UploadWriter),
+    New(Arc<Download>, String, Box<UploadWriter>),
     /// Another request is downloading the blob already.
     Follow(Arc<Download>),
 }
@@ -188,7 +188,7 @@ impl Proxy {
         let (repo, digest) = (key.0.clone(), key.1.clone());
         let len = response.content_length();
         let (download, session, writer) = match self.start_session(&key, len)? {
-            Start::New(download, session, writer) => (download, session, writer),
+            Start::New(download, session, writer) => (download, session, *writer),
             Start::Follow(other) => return self.follow(&repo, &digest, other).await,
         };
         let (client, pieces) = mpsc::channel(CHANNEL_DEPTH);
@@ -237,7 +237,7 @@ impl Proxy {
             progress,
         });
         inflight.insert(key.clone(), download.clone());
-        Ok(Start::New(download, session, writer))
+        Ok(Start::New(download, session, Box::new(writer)))
     }
 
     /// Streams a download another request started, from its data file.
