@@ -565,3 +565,24 @@ async fn proxy_serves_skopeo_through_the_server_then_from_the_cache_once_the_ups
     let _ = stop.send(());
     serving.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_refuses_a_manifest_that_does_not_match_its_digest() {
+    let registry = TestRegistry::start();
+    let layout = OciLayout::new();
+    add_image(&layout, "v1", 1000, 8);
+    push(&layout, "v1", &registry, "app:v1");
+    let digest = digest_of(&layout, "v1");
+    let data = registry.blob_data(&digest.to_string());
+    let mut bytes = std::fs::read(&data).unwrap();
+    bytes.push(b'\n');
+    std::fs::write(&data, bytes).unwrap();
+
+    let cache = Cache::new(&[upstream(&registry, None, Duration::ZERO)]);
+    for reference in ["v1".to_string(), digest.to_string()] {
+        let e = cache.proxy.manifest("app", &reference, None).await;
+        assert_bad_gateway(e.unwrap_err(), &digest.to_string());
+        let stored = cache.storage.get_manifest("app", &reference).unwrap();
+        assert!(stored.is_none(), "nothing is cached for {reference}");
+    }
+}

@@ -33,7 +33,7 @@ use reqwest::{Method, StatusCode};
 use tokio::sync::{mpsc, watch};
 
 use super::{Answer, Proxy, DIGEST_HEADER};
-use crate::error::{Error, Result};
+use crate::error::{ApiError, ErrorCode, Result};
 use crate::http::{Response, ResponseBody};
 use crate::storage::{Storage, UploadWriter};
 
@@ -221,12 +221,7 @@ impl Proxy {
                 return Err(e);
             }
         };
-        let data = self
-            .storage
-            .root()
-            .join("uploads")
-            .join(&session)
-            .join("data");
+        let data = self.storage.inner.uploads_dir().join(&session).join("data");
         let (progress, _) = watch::channel(Progress {
             written: 0,
             state: State::Writing,
@@ -257,16 +252,16 @@ impl Proxy {
             // Renamed into the cache already (or the session was given up on).
             Err(_) => {
                 let state = wait_until_done(progress).await;
-                match self.cached_blob(repo, digest)? {
-                    Some(response) => Ok(response),
-                    None => Err(Error::Other {
-                        what: format!("proxied blob {repo}@{digest}"),
-                        reason: match state {
-                            State::Failed(reason) => reason,
-                            _ => "the download finished but the cache does not have it".into(),
-                        },
-                    }),
+                if let Some(response) = self.cached_blob(repo, digest)? {
+                    return Ok(response);
                 }
+                let reason = match state {
+                    State::Failed(reason) => reason,
+                    _ => "the download finished but the cache does not have it".into(),
+                };
+                let message = format!("blob {repo}@{digest}: {reason}");
+                let error = ApiError::new(ErrorCode::Unknown, message);
+                Err(error.with_status(http::StatusCode::BAD_GATEWAY).into())
             }
         }
     }

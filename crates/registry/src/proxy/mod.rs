@@ -222,7 +222,8 @@ impl Proxy {
         reference: &str,
         accept: &str,
     ) -> Result<Answer<StoredManifest>> {
-        let what = format!("manifest {name}@{reference}");
+        let separator = if reference.contains(':') { '@' } else { ':' };
+        let what = format!("manifest {name}{separator}{reference}");
         let tail = format!("manifests/{reference}");
         let response = upstream
             .request(Method::GET, name, &tail, Some(accept), true)
@@ -250,10 +251,20 @@ impl Proxy {
                 .verify(&what, &bytes)
                 .map_err(|e| upstream.error(&what, &e.to_string()))?;
         }
-        let digest = self
-            .store_manifest(repo, reference, content_type, bytes)
-            .await
-            .map_err(|e| upstream.error(&what, &ApiError::from(e).message))?;
+        let digest =
+            self.store_manifest(repo, reference, content_type, bytes)
+                .await
+                .map_err(|e| match ApiError::from(e) {
+                    // The upstream sent something the registry refuses to store.
+                    e @ ApiError {
+                        code:
+                            ErrorCode::ManifestInvalid
+                            | ErrorCode::DigestInvalid
+                            | ErrorCode::SizeInvalid,
+                        ..
+                    } => upstream.error(&what, &e.message),
+                    local => Error::Api(local),
+                })?;
         match self.storage.get_manifest(repo, &digest.to_string())? {
             Some(stored) => Ok(Answer::Found(stored)),
             None => Err(upstream.error(&what, "the cache lost it right after storing it")),
