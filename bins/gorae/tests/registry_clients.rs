@@ -1200,3 +1200,81 @@ fn metrics_count_requests_by_route_and_code_and_the_bytes_moved() {
         3,
     );
 }
+
+// ---- the pull-through cache ----
+
+/// Polls `done` for up to 30 s.
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn pull_through_cache_serves_skopeo_and_gorae_after_the_upstream_is_killed() {
+    let mut upstream = GoraeRegistry::start("");
+    let layout = sample_layout();
+    for tag in ["v1", "v2"] {
+        succeeds(&mut copy(
+            &["--dest-tls-verify=false"],
+            &oci_ref(&layout, "v1"),
+            &format!("docker://{}/library/app:{tag}", upstream.host()),
+        ));
+    }
+    // tag_ttl 0: every pull of the tag asks the upstream first, so the second pull is served
+    // from the cache only because the upstream is gone.
+    let mirror = GoraeRegistry::start(&format!(
+        "[[proxy.upstream]]\nurl = \"http://{}\"\ntag_ttl = \"0s\"\n",
+        upstream.host()
+    ));
+    let through = format!("docker://{}/library/app:v1", mirror.host());
+    let first = OciLayout::new();
+    succeeds(&mut copy(
+        &["--src-tls-verify=false"],
+        &through,
+        &oci_ref(&first, "v1"),
+    ));
+    assert_same_image(&layout, &first, "v1");
+    let digest = layout.descriptor("v1")["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let blobs = closure(&layout, &digest).len() as f64;
+    // The last byte reaches the client before the cached copy is renamed into place (the
+    // count includes manifests).
+    eventually("the mirror cached the manifest, config and layer", || {
+        metric(&metrics(&mirror), "gorae_registry_storage_blobs") >= blobs
+    });
+
+    let push = format!("docker://{}/library/mine:v1", mirror.host());
+    let err = fails(&mut copy(
+        &["--dest-tls-verify=false"],
+        &oci_ref(&layout, "v1"),
+        &push,
+    ));
+    assert!(err.contains("mirror"), "a mirror refuses pushes: {err}");
+
+    upstream.kill9();
+    let second = OciLayout::new();
+    succeeds(&mut copy(
+        &["--src-tls-verify=false"],
+        &through,
+        &oci_ref(&second, "v1"),
+    ));
+    assert_same_image(&layout, &second, "v1");
+    let g = Gorae::new();
+    g.ok(&["pull", "-q", &format!("{}/library/app:v1", mirror.host())]);
+    assert_eq!(
+        g.ok(&["images", "-q", "--no-trunc"]).trim(),
+        image_id(&layout, "v1")
+    );
+
+    let never_pulled = format!("docker://{}/library/app:v2", mirror.host());
+    fails(&mut copy(
+        &["--src-tls-verify=false"],
+        &never_pulled,
+        &oci_ref(&second, "v2"),
+    ));
+}
