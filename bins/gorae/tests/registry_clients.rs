@@ -450,12 +450,10 @@ fn access_file_refuses_anonymous_push_and_pulls_outside_its_public_repository() 
     assert!(is_auth_error(&err), "{err}");
 }
 
-/// BUG (crates/registry/src/auth/mod.rs, `Credentials::parse`): skopeo and podman (containers/
-/// image) answer a Basic challenge without credentials with `Authorization: Basic Og==` (an
-/// empty user and password); the registry calls that "invalid username or password" (401)
-/// instead of treating it as anonymous, so anonymous pull never works for them.
+/// skopeo and podman (containers/image) answer a Basic challenge without credentials with
+/// `Authorization: Basic Og==` (an empty user and password): that must count as anonymous,
+/// not as a failed login.
 #[test]
-#[ignore = "bug: an empty Basic credential (Og==) is refused instead of being anonymous"]
 fn skopeo_pulls_anonymously_where_the_access_file_allows() {
     let layout = sample_layout();
     let (_files, reg) = public_and_private(&layout);

@@ -17,7 +17,7 @@ pub(super) async fn get(
     let head = request.method == Method::HEAD;
     if let Some(proxy) = registry.proxy.as_ref().filter(|p| p.mirrors(name)) {
         return match proxy.blob(name, digest, head).await? {
-            Some(response) => Ok(response),
+            Some(response) => ranged(request, response),
             None => Err(unknown(name, digest)),
         };
     }
@@ -32,27 +32,40 @@ pub(super) async fn get(
         .storage
         .open_blob(name, digest)?
         .ok_or_else(|| unknown(name, digest))?;
-    let range = match request.header(RANGE) {
-        Some(text) => parse_range(text, size).ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::RangeInvalid,
-                format!("range {text:?} is not satisfiable for {size} bytes"),
-            )
-        })?,
-        None => None,
-    };
     let mut response = headers(digest);
-    let (offset, len) = match range {
-        Some((start, len)) => {
-            response.status = StatusCode::PARTIAL_CONTENT;
-            let end = start + len - 1;
-            response = response.header(CONTENT_RANGE, format!("bytes {start}-{end}/{size}"));
-            (start, len)
-        }
-        None => (0, size),
+    response.body = ResponseBody::File {
+        file,
+        offset: 0,
+        len: size,
     };
-    response.body = ResponseBody::File { file, offset, len };
-    Ok(response)
+    ranged(request, response)
+}
+
+/// Cuts a whole-file response to the request's `Range`, if it has one: 206 with
+/// Content-Range, or 416. Streamed responses (a blob still arriving from an upstream) are
+/// sent whole, which HTTP allows.
+fn ranged(request: &Request<'_>, mut response: Response) -> ApiResult {
+    let Some(text) = request.header(RANGE) else {
+        return Ok(response);
+    };
+    let ResponseBody::File { offset, len, .. } = &mut response.body else {
+        return Ok(response);
+    };
+    let size = *len;
+    let Some((start, part)) = parse_range(text, size).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::RangeInvalid,
+            format!("range {text:?} is not satisfiable for {size} bytes"),
+        )
+    })?
+    else {
+        return Ok(response);
+    };
+    *offset += start;
+    *len = part;
+    response.status = StatusCode::PARTIAL_CONTENT;
+    let end = start + part - 1;
+    Ok(response.header(CONTENT_RANGE, format!("bytes {start}-{end}/{size}")))
 }
 
 pub(super) fn delete(registry: &Registry, name: &str, digest: &Digest) -> ApiResult {

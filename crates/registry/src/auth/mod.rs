@@ -233,6 +233,9 @@ impl Credentials {
                 user: user.to_string(),
                 password: password.to_string(),
             },
+            // skopeo and podman answer a Basic challenge they have no credentials for with
+            // `Basic Og==` (":"): that is an anonymous client, not a failed login.
+            Some(("", "")) => Credentials::None,
             _ => Credentials::Malformed,
         }
     }
