@@ -295,6 +295,15 @@ impl PushError {
     }
 }
 
+impl std::fmt::Display for PushError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PushError::Io(e) => write!(f, "{e}"),
+            PushError::Refused { what, response, .. } => write!(f, "{what}: {response}"),
+        }
+    }
+}
+
 /// Pushes images as a registry client does: HEAD each blob, try a mount, upload what is
 /// missing, then PUT the manifest. Remembers unfinished upload sessions so a retry resumes
 /// them from the offset the registry reports.
@@ -351,13 +360,8 @@ impl Pusher {
     }
 
     fn ensure_blob(&mut self, repo: &str, blob: &Blob, style: Style) -> Result<(), PushError> {
-        let head = self.request(
-            "HEAD",
-            &format!("/v2/{repo}/blobs/{}", blob.digest),
-            &[],
-            b"",
-            None,
-        )?;
+        let path = format!("/v2/{repo}/blobs/{}", blob.digest);
+        let head = self.request("HEAD", &path, &[], b"", None)?;
         if head.status == 200 {
             return Ok(());
         }
@@ -403,47 +407,47 @@ impl Pusher {
     /// Sends `blob` from byte `from` on to session `location`, then completes it.
     fn upload(
         &mut self,
-        mut location: String,
+        location: String,
         blob: &Blob,
         style: Style,
         from: usize,
     ) -> Result<(), PushError> {
-        let what = format!("upload of {}", blob.digest);
-        let rest = &blob.data[from..];
-        let last: &[u8] = match style {
-            Style::Monolithic | Style::PostPut => rest,
-            Style::Streamed | Style::Chunked(_) => {
-                let chunk = if let Style::Chunked(n) = style {
-                    n
-                } else {
-                    rest.len().max(1)
-                };
-                let mut start = from;
-                for piece in rest.chunks(chunk) {
-                    let end = start + piece.len() - 1;
-                    let range = format!("{start}-{end}");
-                    let mut headers = vec![OCTETS];
-                    if let Style::Chunked(_) = style {
-                        headers.push(("Content-Range", &range));
-                    }
-                    let r = self.request("PATCH", &location, &headers, piece, Some(blob))?;
-                    location = location_of(&expect(r, 202, &what)?)?;
-                    self.sessions.insert(blob.digest.clone(), location.clone());
-                    start = end + 1;
-                }
-                b""
-            }
+        let (location, last) = match style {
+            Style::Monolithic | Style::PostPut => (location, &blob.data[from..]),
+            Style::Chunked(n) => (self.patch(location, blob, from, Some(n))?, &[][..]),
+            Style::Streamed => (self.patch(location, blob, from, None)?, &[][..]),
         };
-        let r = self.request(
-            "PUT",
-            &with_digest(&location, &blob.digest),
-            &[OCTETS],
-            last,
-            Some(blob),
-        )?;
-        expect(r, 201, &what)?;
+        let path = with_digest(&location, &blob.digest);
+        let r = self.request("PUT", &path, &[OCTETS], last, Some(blob))?;
+        expect(r, 201, &format!("upload of {}", blob.digest))?;
         self.sessions.remove(&blob.digest);
         Ok(())
+    }
+
+    /// PATCHes `blob` from byte `from` on: in chunks of `chunk` bytes with Content-Range,
+    /// or all in one streamed request. Returns the location for the next request.
+    fn patch(
+        &mut self,
+        mut location: String,
+        blob: &Blob,
+        from: usize,
+        chunk: Option<usize>,
+    ) -> Result<String, PushError> {
+        let rest = &blob.data[from..];
+        let mut start = from;
+        for piece in rest.chunks(chunk.unwrap_or(rest.len()).max(1)) {
+            let range = format!("{start}-{}", start + piece.len() - 1);
+            let mut headers = vec![OCTETS];
+            if chunk.is_some() {
+                headers.push(("Content-Range", &range));
+            }
+            let r = self.request("PATCH", &location, &headers, piece, Some(blob))?;
+            let what = format!("chunk {range} of {}", blob.digest);
+            location = location_of(&expect(r, 202, &what)?)?;
+            self.sessions.insert(blob.digest.clone(), location.clone());
+            start += piece.len();
+        }
+        Ok(location)
     }
 }
 
@@ -730,7 +734,7 @@ impl HalfDone {
             .sessions
             .insert(self.blob.digest.clone(), self.location);
         let finished = pusher.ensure_blob(HALF_DONE_REPO, &self.blob, Style::PostPut);
-        finished.unwrap_or_else(|e| panic!("finishing the half-done upload: {e:?}"));
+        finished.unwrap_or_else(|e| panic!("finishing the half-done upload: {e}"));
         assert_eq!(
             pusher.resumed, 1,
             "the half-done upload did not survive the kill"
@@ -761,7 +765,9 @@ fn start_crash_pushes(
             if held.contains(&i) {
                 pusher.hold = Some((big_layer(&images[i]).digest.clone(), gate.clone()));
             }
-            let delay = Duration::from_millis(rng.range(0, 1500) as u64);
+            // Held pushes start early, so the kill can come early too.
+            let latest = if held.contains(&i) { 300 } else { 1500 };
+            let delay = Duration::from_millis(rng.range(0, latest) as u64);
             let (images, finished) = (images.clone(), finished.clone());
             std::thread::spawn(move || {
                 std::thread::sleep(delay);
@@ -803,7 +809,7 @@ fn kill_9_during_50_pushes_loses_nothing_and_retried_pushes_succeed() {
         match result {
             Ok(()) => acknowledged.push(i),
             Err(PushError::Io(_)) => unfinished.push((i, pusher)),
-            Err(e) => panic!("push of {} refused: {e:?}", images[i].name()),
+            Err(e) => panic!("push of {} refused: {e}", images[i].name()),
         }
     }
     eprintln!(
@@ -834,7 +840,7 @@ fn kill_9_during_50_pushes_loses_nothing_and_retried_pushes_succeed() {
                 pusher.pace = AT_ONCE;
                 pusher.hold = None;
                 let retried = pusher.push(&images[i]);
-                retried.unwrap_or_else(|e| panic!("retry of {}: {e:?}", images[i].name()));
+                retried.unwrap_or_else(|e| panic!("retry of {}: {e}", images[i].name()));
                 pusher.resumed
             })
         })
@@ -854,4 +860,338 @@ fn kill_9_during_50_pushes_loses_nothing_and_retried_pushes_succeed() {
         .collect();
     assert_eq!(served, expected);
     check_storage(&reg.storage());
+}
+
+// ---- garbage collection under load
+
+const GC_CONFIG: &str = "[storage]\ngc_interval = \"1s\"\ngc_grace = \"3s\"\n";
+const GRACE: Duration = Duration::from_secs(3);
+/// How long pushes and pulls run while GC runs every second.
+const LOAD: Duration = Duration::from_secs(12);
+
+fn delete_manifest(addr: &str, repo: &str, digest: &str) {
+    let path = format!("/v2/{repo}/manifests/{digest}");
+    let r = http_request(addr, "DELETE", &path, &[], b"");
+    assert_eq!(r.status, 202, "DELETE {path}: {}", r.text());
+}
+
+/// Pushes images to gc/garbage and deletes their manifests; returns the digests of every
+/// blob they held (their manifests included), which nothing references now.
+fn make_garbage(addr: &str) -> Vec<String> {
+    let mut garbage = Vec::new();
+    for i in 0..4 {
+        let layers = (0..2)
+            .map(|k| {
+                (
+                    Blob::new(&format!("garbage {i} {k}"), 64 << 10),
+                    Style::PostPut,
+                )
+            })
+            .collect();
+        let image = TestImage::new("gc/garbage", &format!("g{i}"), layers);
+        Pusher::new(addr, AT_ONCE).push(&image).unwrap();
+        delete_manifest(addr, &image.repo, &image.digest);
+        garbage.extend(image.blobs.iter().map(|(blob, _)| blob.digest.clone()));
+        garbage.push(image.digest);
+    }
+    garbage
+}
+
+fn blob_file(storage: &Path, digest: &str) -> std::path::PathBuf {
+    let (algorithm, hex) = digest.split_once(':').expect("digest");
+    storage
+        .join("blobs")
+        .join(algorithm)
+        .join(&hex[..2])
+        .join(hex)
+}
+
+fn metric(reg: &GoraeRegistry, name: &str) -> u64 {
+    let text = reg.request("GET", "/metrics", &[], b"").text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics: {text}"))
+}
+
+/// What the load threads share: images pushed and kept (repo, tag, digest), images pushed
+/// and deleted again (repo, digest), and counts.
+#[derive(Default)]
+struct GcLoad {
+    kept: Mutex<Vec<(String, String, String)>>,
+    deleted: Mutex<Vec<(String, String)>>,
+    stop: AtomicBool,
+    pulls: AtomicUsize,
+    /// Pushes refused because GC took a blob the push had checked more than the grace
+    /// period before its manifest came: legitimate, and retried as clients do.
+    retries: AtomicUsize,
+}
+
+/// Pushes `image`; retries only what the design allows to fail (see `GcLoad::retries`).
+fn push_through_gc(pusher: &mut Pusher, image: &TestImage, load: &GcLoad) {
+    for _ in 0..10 {
+        let started = Instant::now();
+        match pusher.push(image) {
+            Ok(()) => return,
+            Err(e) if e.code() == "MANIFEST_BLOB_UNKNOWN" && started.elapsed() >= GRACE => {
+                load.retries.fetch_add(1, Ordering::SeqCst);
+            }
+            Err(e) => panic!("push of {} ({:?}): {e}", image.name(), started.elapsed()),
+        }
+    }
+    panic!("push of {} kept failing", image.name());
+}
+
+/// Pushes image after image to gc/app<t>, each with its own layer and one of the shared
+/// ones; deletes every third again (garbage made while GC runs).
+fn gc_pusher(addr: String, t: usize, shared: Arc<Vec<Blob>>, load: Arc<GcLoad>, mut rng: Rng) {
+    let mut pusher = Pusher::new(&addr, AT_ONCE);
+    for i in 0.. {
+        if load.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let own = Blob::new(&format!("gc layer {t} {i}"), rng.range(1, 256 << 10));
+        let common = shared[rng.range(0, shared.len() - 1)].clone();
+        let layers = [common, own]
+            .into_iter()
+            .map(|blob| {
+                let style = Style::random(&mut rng, blob.data.len());
+                (blob, style)
+            })
+            .collect();
+        let image = TestImage::new(&format!("gc/app{t}"), &format!("v{i}"), layers);
+        push_through_gc(&mut pusher, &image, &load);
+        if i % 3 == 2 {
+            delete_manifest(&addr, &image.repo, &image.digest);
+            load.deleted
+                .lock()
+                .unwrap()
+                .push((image.repo, image.digest));
+        } else {
+            let entry = (image.repo, image.tag, image.digest);
+            load.kept.lock().unwrap().push(entry);
+        }
+    }
+}
+
+/// Pulls kept images (by tag or digest), completely, until told to stop.
+fn gc_puller(addr: String, load: Arc<GcLoad>, mut rng: Rng) {
+    while !load.stop.load(Ordering::SeqCst) {
+        let pick = {
+            let kept = load.kept.lock().unwrap();
+            (!kept.is_empty()).then(|| kept[rng.range(0, kept.len() - 1)].clone())
+        };
+        let Some((repo, tag, digest)) = pick else {
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        };
+        let reference = if rng.range(0, 1) == 0 { &tag } else { &digest };
+        assert_eq!(pull(&addr, &repo, reference, &mut HashSet::new()), digest);
+        load.pulls.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn gc_every_second_during_pushes_and_pulls_loses_nothing() {
+    let mut rng = Rng::from_env("gc_during_pushes_and_pulls");
+    let mut reg = GoraeRegistry::start(GC_CONFIG);
+    let addr = reg.host().to_string();
+    let storage = reg.storage();
+    let garbage = make_garbage(&addr);
+    std::thread::sleep(GRACE + Duration::from_secs(1));
+
+    let shared: Arc<Vec<Blob>> = Arc::new(
+        (0..6)
+            .map(|i| Blob::new(&format!("gc shared {i}"), rng.range(1000, 512 << 10)))
+            .collect(),
+    );
+    let load = Arc::new(GcLoad::default());
+    let mut threads = Vec::new();
+    for t in 0..3 {
+        let (addr, shared, load, rng) = (addr.clone(), shared.clone(), load.clone(), rng.fork());
+        threads.push(std::thread::spawn(move || {
+            gc_pusher(addr, t, shared, load, rng)
+        }));
+    }
+    for _ in 0..2 {
+        let (addr, load, rng) = (addr.clone(), load.clone(), rng.fork());
+        threads.push(std::thread::spawn(move || gc_puller(addr, load, rng)));
+    }
+    std::thread::sleep(LOAD);
+    load.stop.store(true, Ordering::SeqCst);
+    join_all(threads);
+
+    wait_for("GC to take the garbage", Duration::from_secs(60), || {
+        garbage.iter().all(|d| !blob_file(&storage, d).exists())
+    });
+    let removed = metric(&reg, "gorae_registry_gc_removed_blobs_total");
+    assert!(
+        removed >= garbage.len() as u64,
+        "/metrics says {removed} blobs removed"
+    );
+    let kept = std::mem::take(&mut *load.kept.lock().unwrap());
+    let deleted = std::mem::take(&mut *load.deleted.lock().unwrap());
+    eprintln!(
+        "{} images kept, {} deleted, {} pulls, {} GC runs removed {removed} blobs, {} pushes retried",
+        kept.len(),
+        deleted.len(),
+        load.pulls.load(Ordering::SeqCst),
+        metric(&reg, "gorae_registry_gc_runs_total"),
+        load.retries.load(Ordering::SeqCst),
+    );
+
+    let stopped = reg.stop();
+    assert!(stopped.success(), "{stopped}: {}", reg.log());
+    check_storage(&storage);
+    reg.restart();
+    let served = check_served(&reg);
+    let expected: BTreeMap<_, _> = kept
+        .into_iter()
+        .map(|(repo, tag, digest)| (format!("{repo}:{tag}"), digest))
+        .collect();
+    assert_eq!(served, expected);
+    for (repo, digest) in deleted {
+        let r = reg.request("GET", &format!("/v2/{repo}/manifests/{digest}"), &[], b"");
+        assert_eq!(r.status, 404, "deleted {repo}@{digest} is still served");
+    }
+}
+
+// ---- upload expiry and graceful stop
+
+/// A request whose body goes out in two parts, the test acting in between.
+struct OpenRequest(TcpStream);
+
+impl OpenRequest {
+    fn start(addr: &str, method: &str, path: &str, len: usize, first: &[u8]) -> OpenRequest {
+        let mut stream = connect(addr).expect("connect to registry");
+        write_head(&mut stream, method, path, &[OCTETS], len).expect("send head");
+        stream.write_all(first).expect("send body");
+        OpenRequest(stream)
+    }
+
+    fn finish(mut self, rest: &[u8]) -> HttpResponse {
+        self.0.write_all(rest).expect("send the rest of the body");
+        read_response(&mut self.0, false).expect("response")
+    }
+}
+
+/// POST: a new upload session's location.
+fn start_session(addr: &str, repo: &str) -> String {
+    let r = http_request(
+        addr,
+        "POST",
+        &format!("/v2/{repo}/blobs/uploads/"),
+        &[],
+        b"",
+    );
+    location_of(&expect(r, 202, repo).unwrap()).unwrap()
+}
+
+fn upload_range(addr: &str, location: &str) -> Option<String> {
+    let r = http_request(addr, "GET", location, &[], b"");
+    r.header("Range").map(str::to_string)
+}
+
+/// PUT ?digest= (no body) completes the session; the blob is then served.
+fn complete_upload(addr: &str, repo: &str, location: &str, blob: &Blob) {
+    let r = http_request(addr, "PUT", &with_digest(location, &blob.digest), &[], b"");
+    assert_eq!(r.status, 201, "completing {location}: {}", r.text());
+    let get = http_request(
+        addr,
+        "GET",
+        &format!("/v2/{repo}/blobs/{}", blob.digest),
+        &[],
+        b"",
+    );
+    assert_eq!(
+        (get.status, digest_of(&get.body)),
+        (200, blob.digest.clone())
+    );
+}
+
+#[test]
+fn abandoned_upload_sessions_expire_and_ones_being_written_do_not() {
+    let reg = GoraeRegistry::start("[storage]\nupload_expiry = \"2s\"\n");
+    let addr = reg.host();
+    let blob = Blob::new("expiry", 2000);
+    let busy = start_session(addr, "expiry/busy");
+    let abandoned = start_session(addr, "expiry/abandoned");
+    let headers = [OCTETS, ("Content-Range", "0-999")];
+    let r = http_request(addr, "PATCH", &abandoned, &headers, &blob.data[..1000]);
+    assert_eq!(r.status, 202, "{}", r.text());
+    // Older than the abandoned one, but a request is writing it.
+    let writing = OpenRequest::start(addr, "PATCH", &busy, 2000, &blob.data[..1000]);
+    wait_for(
+        "the first half of the busy upload",
+        Duration::from_secs(30),
+        || upload_range(addr, &busy).as_deref() == Some("0-999"),
+    );
+
+    wait_for(
+        "the abandoned session to expire",
+        Duration::from_secs(60),
+        || http_request(addr, "GET", &abandoned, &[], b"").status == 404,
+    );
+    let r = http_request(addr, "GET", &abandoned, &[], b"");
+    assert_eq!(r.error_code(), "BLOB_UPLOAD_UNKNOWN");
+    let id = abandoned.rsplit('/').next().unwrap();
+    assert!(!reg.storage().join("uploads").join(id).exists());
+    // Counted once the expiry pass that removed it is over.
+    wait_for("the expiry to be counted", Duration::from_secs(30), || {
+        metric(&reg, "gorae_registry_expired_uploads_total") >= 1
+    });
+
+    let r = writing.finish(&blob.data[1000..]);
+    assert_eq!(
+        (r.status, r.header("Range")),
+        (202, Some("0-1999")),
+        "{}",
+        r.text()
+    );
+    complete_upload(addr, "expiry/busy", &busy, &blob);
+}
+
+#[test]
+fn sigterm_lets_the_upload_in_flight_finish_and_releases_the_root() {
+    let mut reg = GoraeRegistry::start("");
+    let addr = reg.host().to_string();
+    let blob = Blob::new("sigterm", 8 << 20);
+    let location = start_session(&addr, "stop/app");
+    let first = 1 << 20;
+    let writing = OpenRequest::start(
+        &addr,
+        "PATCH",
+        &location,
+        blob.data.len(),
+        &blob.data[..first],
+    );
+    let range = format!("0-{}", first - 1);
+    wait_for("the first MiB", Duration::from_secs(30), || {
+        upload_range(&addr, &location) == Some(range.clone())
+    });
+
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &reg.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    wait_for(
+        "the registry to begin its shutdown",
+        Duration::from_secs(30),
+        || reg.log().contains("shutting down"),
+    );
+    let r = writing.finish(&blob.data[first..]);
+    let all = format!("0-{}", blob.data.len() - 1);
+    assert_eq!(
+        (r.status, r.header("Range")),
+        (202, Some(all.as_str())),
+        "{}",
+        r.text()
+    );
+    let stopped = reg.stop();
+    assert!(stopped.success(), "{stopped}: {}", reg.log());
+
+    // The lock is released: a new registry takes the root, and the session is whole.
+    reg.restart();
+    assert_eq!(upload_range(&addr, &location), Some(all));
+    complete_upload(&addr, "stop/app", &location, &blob);
 }
