@@ -3,7 +3,7 @@
 //! pushes and pulls go on; abandoned upload sessions expiring; SIGTERM during an upload.
 //!
 //! Checked through the HTTP API and by reading the storage directory. Speaks raw HTTP to
-//! the registry process: needs neither root nor external tools. Sizes, upload styles and the
+//! the registry process: needs no root, and no tool but kill(1). Sizes, upload styles and the
 //! moment of the kill are random; the seed is printed and `GORAE_TEST_SEED=<n>` replays it.
 
 mod support;
@@ -655,10 +655,13 @@ fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Joins every thread, then passes on the first panic (so no thread is left running
+/// against a registry that is being torn down).
 fn join_all<T>(threads: Vec<JoinHandle<T>>) -> Vec<T> {
-    threads
+    let results: Vec<_> = threads.into_iter().map(JoinHandle::join).collect();
+    results
         .into_iter()
-        .map(|t| t.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+        .map(|r| r.unwrap_or_else(|e| std::panic::resume_unwind(e)))
         .collect()
 }
 
@@ -1179,6 +1182,9 @@ fn sigterm_lets_the_upload_in_flight_finish_and_releases_the_root() {
         Duration::from_secs(30),
         || reg.log().contains("shutting down"),
     );
+    wait_for("the listener to close", Duration::from_secs(30), || {
+        TcpStream::connect(&addr).is_err()
+    });
     let r = writing.finish(&blob.data[first..]);
     let all = format!("0-{}", blob.data.len() - 1);
     assert_eq!(
