@@ -113,7 +113,11 @@ start_registry() {
     local pid=$!
     PIDS+=("$pid")
     for _ in $(seq 100); do
-        kill -0 "$pid" 2>/dev/null || die "$name ($cmd) exited: $(tail -3 "$BENCH_DIR/logs/$name.log")"
+        if ! kill -0 "$pid" 2>/dev/null; then
+            local status=0
+            wait "$pid" || status=$?
+            die "$name ($cmd) exited with status $status: $(tail -3 "$BENCH_DIR/logs/$name.log")"
+        fi
         [[ $(curl -s -o /dev/null -w '%{http_code}' "http://$addr/v2/") == 200 ]] && {
             START_PID=$pid
             return
