@@ -64,12 +64,22 @@ RUN=$BENCH_DIR/run
 WORK=
 MEASURE_PID=
 PIDS=()
+# TERM, and KILL if that has not ended it in 5 s (a server draining a connection of a client
+# that was killed mid-request must not hang the cleanup).
+stop() {
+    kill "$1" 2>/dev/null || return 0
+    for _ in $(seq 50); do
+        [[ $(ps -o stat= -p "$1") == @(|Z*) ]] && break  # gone, or a zombie to reap
+        sleep 0.1
+    done
+    kill -9 "$1" 2>/dev/null
+    wait "$1" 2>/dev/null
+}
 cleanup() {
     # No errexit here: one failing step must not skip the rest of the cleanup.
     set +e
-    [[ -n $MEASURE_PID ]] && kill "$MEASURE_PID" 2>/dev/null && wait "$MEASURE_PID" 2>/dev/null
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+    [[ -n $MEASURE_PID ]] && stop "$MEASURE_PID"  # first: it kills its clients
+    for pid in "${PIDS[@]}"; do stop "$pid"; done
     [[ -n $WORK ]] && rm -rf "$WORK"
     rm -rf "$RUN"
     return 0
@@ -98,7 +108,7 @@ print(*(s.getsockname()[1] for s in socks))'
 }
 
 # start NAME TEMPLATE PORT: a fresh root, the command started with the registry's own PID
-# (the templates exec), then waits for /v2/ to answer 200. Prints the PID.
+# (the templates exec), then waits for /v2/ to answer 200. Sets START_PID.
 start_registry() {
     local name=$1 template=$2 addr=127.0.0.1:$3
     local dir=$RUN/$name
@@ -139,30 +149,23 @@ check_space() {
     fi
 }
 
-mkdir -p "$BENCH_DIR" "$RESULTS_DIR"
-GORAE_TEMPLATE=$(gorae_cmd)
-python3 "$HERE/oci_image.py" files "$BENCH_DIR/image"
-[[ -f $BENCH_DIR/big.blob ]] || head -c $((40 << 20)) /dev/urandom >"$BENCH_DIR/big.blob"
-[[ $BENCH_DIR/httpload -nt $HERE/registry/httpload.rs ]] ||
-    rustc --edition 2021 -O -o "$BENCH_DIR/httpload" "$HERE/registry/httpload.rs" ||
-    die "rustc could not build bench/registry/httpload.rs"
-IMAGE_MB=$(( $(du -sm "$BENCH_DIR/image/oci" | cut -f1) + 1 ))
-check_space "$BENCH_DIR" $(( (CONCURRENCY + 4) * IMAGE_MB * 11 / 10 )) "the registries' roots"
-[[ " $ONLY " == *" pull "* ]] &&
-    check_space "$PULL_DIR" $(( (CONCURRENCY + 1) * IMAGE_MB * 11 / 10 )) "pulls at concurrency $CONCURRENCY"
-WORK=$(mktemp -d "$PULL_DIR/gorae-bench-registry.XXXXXX")
+# The image, the large blob and httpload (each made once per BENCH_DIR); free space.
+prepare() {
+    python3 "$HERE/oci_image.py" files "$BENCH_DIR/image"
+    [[ -f $BENCH_DIR/big.blob ]] || head -c $((40 << 20)) /dev/urandom >"$BENCH_DIR/big.blob"
+    [[ $BENCH_DIR/httpload -nt $HERE/registry/httpload.rs ]] ||
+        rustc --edition 2021 -O -o "$BENCH_DIR/httpload" "$HERE/registry/httpload.rs" ||
+        die "rustc could not build bench/registry/httpload.rs"
+    IMAGE_MB=$(( $(du -sm "$BENCH_DIR/image/oci" | cut -f1) + 1 ))
+    check_space "$BENCH_DIR" $(( (CONCURRENCY + 4) * IMAGE_MB * 11 / 10 )) "the registries' roots"
+    if [[ " $ONLY " == *" pull "* ]]; then
+        check_space "$PULL_DIR" $(( (CONCURRENCY + 1) * IMAGE_MB * 11 / 10 )) "pulls at concurrency $CONCURRENCY"
+    fi
+}
 
-rm -rf "$RUN"
-read -r GORAE_PORT CNCF_PORT < <(free_ports)
-start_registry gorae "$GORAE_TEMPLATE" "$GORAE_PORT"
-GORAE_PID=$START_PID
-start_registry cncf "$CNCF_CMD" "$CNCF_PORT"
-CNCF_PID=$START_PID
-log "gorae side: $GORAE_TEMPLATE (pid $GORAE_PID, port $GORAE_PORT); cncf: docker-registry (pid $CNCF_PID, port $CNCF_PORT)"
-
-STAMP=$(date -u +%Y-%m-%d-%H%M%S)
-OUT=$RESULTS_DIR/registry-$STAMP
-python3 - "$RUN/spec.json" <<EOF
+# The run's description for measure.py (and, through the raw JSON, for summary.py).
+write_spec() {
+    python3 - "$1" <<EOF
 import json, sys
 json.dump({
     "registries": [
@@ -180,13 +183,37 @@ json.dump({
                  "wrk": "$(wrk -v 2>&1 | awk 'NR == 1 {print $2}')"},
 }, open(sys.argv[1], "w"), indent=1)
 EOF
-# In the background and waited for, so Ctrl-C and TERM run the cleanup at once.
-python3 "$HERE/registry/measure.py" "$RUN/spec.json" "$OUT.json" &
-MEASURE_PID=$!
-wait "$MEASURE_PID"
-MEASURE_PID=
+}
 
-python3 "$HERE/registry/summary.py" "$OUT.json" >"$OUT.md.tmp"
-mv "$OUT.md.tmp" "$OUT.md"
-cat "$OUT.md"
-log "written to $OUT.md (raw numbers: $OUT.json)"
+# One function, called on the last line: bash has read the whole script before running any
+# of it, so editing the file during a run cannot break the run.
+main() {
+    mkdir -p "$BENCH_DIR" "$RESULTS_DIR"
+    GORAE_TEMPLATE=$(gorae_cmd)
+    prepare
+    WORK=$(mktemp -d "$PULL_DIR/gorae-bench-registry.XXXXXX")
+
+    rm -rf "$RUN"
+    read -r GORAE_PORT CNCF_PORT < <(free_ports)
+    start_registry gorae "$GORAE_TEMPLATE" "$GORAE_PORT"
+    GORAE_PID=$START_PID
+    start_registry cncf "$CNCF_CMD" "$CNCF_PORT"
+    CNCF_PID=$START_PID
+    log "gorae side: $GORAE_TEMPLATE (pid $GORAE_PID, port $GORAE_PORT); cncf: docker-registry (pid $CNCF_PID, port $CNCF_PORT)"
+
+    STAMP=$(date -u +%Y-%m-%d-%H%M%S)
+    OUT=$RESULTS_DIR/registry-$STAMP
+    write_spec "$RUN/spec.json"
+    # In the background and waited for, so Ctrl-C and TERM run the cleanup at once.
+    python3 "$HERE/registry/measure.py" "$RUN/spec.json" "$OUT.json" &
+    MEASURE_PID=$!
+    wait "$MEASURE_PID"
+    MEASURE_PID=
+
+    python3 "$HERE/registry/summary.py" "$OUT.json" >"$OUT.md.tmp"
+    mv "$OUT.md.tmp" "$OUT.md"
+    cat "$OUT.md"
+    log "written to $OUT.md (raw numbers: $OUT.json)"
+}
+
+main "$@"

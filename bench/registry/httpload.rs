@@ -137,7 +137,7 @@ fn read_response(
 fn connect(target: &Target) -> std::io::Result<TcpStream> {
     let stream = TcpStream::connect(&target.host_port)?;
     stream.set_nodelay(true)?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     Ok(stream)
 }
 

@@ -94,10 +94,18 @@ def main() -> int:
         cb = [cpu_per_unit(o) for o in per_reg[base]]
         cpu_rows.append((label, ca[0][1], [x[0] for x in ca], [x[0] for x in cb]))
         for name in (test, base):
+            bad = {}
             for o in per_reg[name]:
-                bad = {k: v for k, v in o.get("errors", {}).items() if v}
-                if bad:
-                    errors.append(f"{label}, {name}: socket errors {bad}")
+                for kind, count in o.get("errors", {}).items():
+                    if count:
+                        bad[kind] = bad.get(kind, 0) + count
+            if bad:
+                errors.append(f"{label}, {name}: socket errors over all rounds: "
+                              + ", ".join(f"{n} {k}" for k, n in bad.items()))
+    if "cold_push_s" in raw:
+        a, b = raw["cold_push_s"][test], raw["cold_push_s"][base]
+        print(f"| First push, into the empty registry (one sample, {test} first) | lower | "
+              f"{fmt(a, 's')} | {fmt(b, 's')} | {ratio_cell([a / b], 'lower', None)} | – |")
     for key, label in (("idle_kb", "Idle RSS (after start, before any request)"),
                        ("peak_kb", "Peak RSS over the whole run (VmHWM)")):
         a, b = raw["rss"][test][key] / 1024, raw["rss"][base][key] / 1024
@@ -119,7 +127,8 @@ def main() -> int:
     print(f"Ratios are the **median of the per-round ratios** {test} ÷ {base} over "
           f"{spec['rounds']} paired rounds (the first registry alternating each round), "
           "range in parentheses; ✓/✗ against issue 7's targets. Times and memory: lower is "
-          f"better; rates: higher is better. Memory rows are one sample each (one start).")
+          f"better; rates: higher is better. The first-push and memory rows are one sample "
+          "each (one start of each registry).")
     for e in errors:
         print(f"\nNote: {e}")
     return 0
