@@ -2,7 +2,7 @@
 # Sets gorae up on a fresh Debian 12 machine and runs its main job. Needs root.
 #  1. builds gorae and gorae-runc;
 #  2. makes a busybox image from Debian's busybox-static with `gorae import`;
-#  3. starts a local registry (Debian's CNCF docker-registry), pushes the image to it, removes
+#  3. starts gorae's own registry (`gorae registry serve`), pushes the image to it, removes
 #     it locally and pulls it back;
 #  4. mounts the pulled image read-only and runs a container on it with gorae-runc.
 set -euo pipefail
@@ -30,17 +30,16 @@ done
 echo 'root:x:0:0:root:/root:/bin/sh' >"$work/rootfs/etc/passwd"
 tar -C "$work/rootfs" -czf "$work/busybox.tar.gz" .
 
-# A local registry on a free port.
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat >"$work/registry.yml" <<YAML
-version: 0.1
-log: {level: error, accesslog: {disabled: true}}
-storage: {filesystem: {rootdirectory: $work/registry}}
-http: {addr: 127.0.0.1:$port}
-YAML
-docker-registry serve "$work/registry.yml" 2>"$work/registry.log" &
+# gorae's registry on a free port, with its storage in the work dir.
+"$bin/gorae" registry serve --addr 127.0.0.1:0 --root "$work/registry" 2>"$work/registry.log" &
 registry_pid=$!
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
+port=
+for _ in $(seq 100); do
+    port=$(sed -n 's|.*serving http://127.0.0.1:\([0-9]*\).*|\1|p' "$work/registry.log")
+    [[ -n $port ]] && break
+    sleep 0.05
+done
+[[ -n $port ]] || { cat "$work/registry.log" >&2; exit 1; }
 
 image=127.0.0.1:$port/demo/busybox:latest
 echo "== gorae import / push / rmi / pull ($image)"
@@ -49,6 +48,7 @@ gorae push "$image"
 gorae rmi "$image"
 gorae pull "$image"
 gorae images
+curl -s "http://127.0.0.1:$port/v2/_catalog"; echo
 
 echo "== a container on the pulled image, run by gorae-runc"
 mkdir -p "$work/bundle/rootfs"

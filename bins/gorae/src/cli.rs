@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use gorae_image::{DataRoot, Store};
 
-use crate::{archive_cmd, images_cmd, transfer_cmd};
+use crate::{archive_cmd, images_cmd, registry_cmd, transfer_cmd};
 
 #[derive(Parser)]
 #[command(
@@ -23,9 +23,10 @@ pub struct Cli {
 
 #[derive(Args, Clone)]
 pub struct Global {
-    /// Data root: images, layers and containers live here.
-    #[arg(long, global = true, env = "GORAE_ROOT", default_value = DataRoot::DEFAULT)]
-    pub root: PathBuf,
+    /// Data root: images, layers and containers live here [default: /var/lib/gorae]. For
+    /// `registry serve`, the registry's storage directory instead.
+    #[arg(long, global = true, env = "GORAE_ROOT")]
+    pub root: Option<PathBuf>,
     /// A registry (host[:port]) to reach over plain http. Repeatable. localhost always may.
     #[arg(long = "insecure-registry", global = true, value_name = "HOST")]
     pub insecure_registries: Vec<String>,
@@ -33,7 +34,11 @@ pub struct Global {
 
 impl Global {
     pub fn store(&self) -> Result<Store> {
-        Ok(Store::open(&self.root)?)
+        let root = self
+            .root
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DataRoot::DEFAULT));
+        Ok(Store::open(&root)?)
     }
 }
 
@@ -62,6 +67,9 @@ pub enum Command {
     /// Manage images.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Run an OCI distribution registry.
+    #[command(subcommand)]
+    Registry(registry_cmd::RegistryCommand),
 }
 
 #[derive(Subcommand)]
@@ -106,5 +114,6 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => archive_cmd::save(g, a),
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => archive_cmd::load(g, a),
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => archive_cmd::import(g, a),
+        Command::Registry(c) => registry_cmd::dispatch(g, c),
     }
 }

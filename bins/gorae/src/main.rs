@@ -10,6 +10,7 @@ mod archive_cmd;
 mod cli;
 mod format;
 mod images_cmd;
+mod registry_cmd;
 mod transfer_cmd;
 
 use std::process::ExitCode;

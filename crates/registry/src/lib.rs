@@ -23,6 +23,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod log;
 pub mod metrics;
 pub mod names;
 pub mod proxy;

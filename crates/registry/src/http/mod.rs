@@ -113,7 +113,7 @@ impl fmt::Display for BodyError {
     }
 }
 
-/// A request body, read from the connection on demand. Implemented in `connection.rs`.
+/// A request body, read from the connection on demand. Implemented in `body.rs`.
 pub struct Body<'c> {
     pub(crate) inner: body::BodyState<'c>,
 }
@@ -264,8 +264,12 @@ impl Default for ServerOptions {
 
 mod body;
 mod connection;
+mod date;
+mod response;
 mod sendfile;
 mod server;
+#[cfg(test)]
+mod tests;
 mod tls;
 
 pub use server::serve;

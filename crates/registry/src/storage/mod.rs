@@ -8,6 +8,7 @@
 //! blobs/sha256/<hh>/<hex>                blob content (layers, configs and manifests alike)
 //! uploads/<uuid>/data                    an upload session's bytes so far
 //! uploads/<uuid>/info                    {"repo": .., "started": ..} (the session's owner)
+//! tmp/                                   files being written, before their rename (emptied at open)
 //! repositories/<name>/_layers/<alg>/<hex>             the repo may serve this blob
 //! repositories/<name>/_manifests/revisions/<alg>/<hex> a manifest; contents: its media type
 //! repositories/<name>/_manifests/tags/<tag>          contents: the manifest digest
@@ -36,6 +37,8 @@ use crate::error::Result;
 mod blobs;
 mod gc;
 mod manifests;
+#[cfg(test)]
+mod test_support;
 mod uploads;
 
 pub use gc::GcReport;
