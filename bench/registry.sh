@@ -12,9 +12,11 @@
 #     many new repositories (a new name every time, so nothing is skipped);
 #   - pull of it with `skopeo copy docker://… dir:…`, one copy, then CONCURRENCY at once,
 #     into $PULL_DIR (tmpfs by default), deleted after each measurement;
-#   - manifest HEAD and GET by tag at 64 connections (HEAD with bench/registry/httpload.rs:
-#     wrk 4.1 hangs on HEAD responses; GET with wrk and bench/registry/wrk.lua), the image's
-#     config blob (~1 KB) at 64 connections, a random 40 MiB blob at 8 connections;
+#   - manifest HEAD and GET by tag at 64 connections, the image's config blob (~1 KB) at 64
+#     connections (GETs with wrk -t2 and bench/registry/wrk.lua), a random 40 MiB blob at 8
+#     connections (requests/s and MB/s); HEAD and the large blob with bench/registry/
+#     httpload.rs, built here with rustc (wrk 4.1 hangs on HEAD responses, and its 8 KiB
+#     reads cap a large blob's rate below what a registry can send);
 #   - idle RSS after start and peak RSS (VmHWM) over the whole run; and from /proc, the CPU
 #     time each registry spent on each measurement.
 # ROUNDS paired rounds: per metric both registries run back to back, the first alternating

@@ -143,11 +143,11 @@ class Bench:
             for d in dests:
                 shutil.rmtree(d, ignore_errors=True)
 
-    def load(self, reg, method, path, conns, accept=None):
-        """One wrk (GET) or httpload (HEAD) run; its JSON summary."""
+    def load(self, reg, tool, method, path, conns, accept=None):
+        """One wrk or httpload run (see httpload.rs for when which); its JSON summary."""
         url = f"http://{reg['addr']}{path}"
         dur = str(self.spec["duration"])
-        if method == "GET":
+        if tool == "wrk":
             # A 10 s timeout (wrk's default is 2 s): on a loaded 2-core machine a slow answer
             # is slow, not lost (httpload's read timeout is the same).
             argv = ["wrk", f"-t{min(2, conns)}", f"-c{conns}", f"-d{dur}s", "--timeout", "10s",
@@ -212,14 +212,15 @@ class Bench:
             return {"seconds": self.pull(reg, 1, f"r{rnd}")}
         if metric == "pull_n":
             return {"seconds": self.pull(reg, n, f"r{rnd}")}
+        manifest = f"/v2/{REPO}/manifests/latest"
         if metric == "manifest_head":
-            return self.load(reg, "HEAD", f"/v2/{REPO}/manifests/latest", 64, MANIFEST_ACCEPT)
+            return self.load(reg, "httpload", "HEAD", manifest, 64, MANIFEST_ACCEPT)
         if metric == "manifest_get":
-            return self.load(reg, "GET", f"/v2/{REPO}/manifests/latest", 64, MANIFEST_ACCEPT)
+            return self.load(reg, "wrk", "GET", manifest, 64, MANIFEST_ACCEPT)
         if metric == "small_blob":
-            return self.load(reg, "GET", f"/v2/{REPO}/blobs/{self.config_digest}", 64)
+            return self.load(reg, "wrk", "GET", f"/v2/{REPO}/blobs/{self.config_digest}", 64)
         if metric == "large_blob":
-            return self.load(reg, "GET", f"/v2/{REPO}/blobs/{self.big_digest}", 8)
+            return self.load(reg, "httpload", "GET", f"/v2/{REPO}/blobs/{self.big_digest}", 8)
         raise ValueError(metric)
 
     def run(self):

@@ -71,7 +71,8 @@ def main() -> int:
     print(f"{test} side: `{test_cmd}`; {base} side: docker-registry {v['docker-registry']} "
           f"(`bench/registry/cncf.sh`).  ")
     print(f"Image: {image['layers']} gzip layers, {image['bytes'] / 1e6:.0f} MB; clients: "
-          f"skopeo {v['skopeo']}, wrk {v['wrk']} (-t2), bench/registry/httpload.rs (HEAD).")
+          f"skopeo {v['skopeo']}, wrk {v['wrk']} (-t2: manifest GET, small blob), "
+          "bench/registry/httpload.rs (manifest HEAD, large blob).")
     print()
     head = ["What", "better", test, base, f"{test} ÷ {base} (range)", "target"]
     print("| " + " | ".join(head) + " |")
