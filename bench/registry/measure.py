@@ -127,7 +127,9 @@ class Bench:
                  for repo in repos]
         envs = [self.skopeo_env() for _ in repos]
         try:
-            return run_all(argvs, envs, f"push to {reg['name']}")
+            seconds = run_all(argvs, envs, f"push to {reg['name']}")
+            check_private_cache(envs[0]["XDG_DATA_HOME"])
+            return seconds
         finally:
             self.remove_caches(envs)
 
@@ -250,6 +252,16 @@ class Bench:
                            "end_kb": proc_status(r["pid"], "VmRSS")} for r in self.regs}
         return {"spec": self.spec, "image": self.image, "order": orders,
                 "rss": rss, "cold_push_s": self.cold_push, "metrics": raw}
+
+
+def check_private_cache(xdg_data_home):
+    """skopeo wrote its blob info cache where it was told: else it used the shared one, and a
+    push may have mounted layers from an earlier push instead of uploading them."""
+    cache = os.path.join(xdg_data_home, "containers", "cache")
+    names = os.listdir(cache) if os.path.isdir(cache) else []
+    if not any(n.startswith("blob-info-cache") for n in names):
+        fail(f"skopeo left no blob info cache in {cache}: it ignored XDG_DATA_HOME "
+             "(and _CONTAINERS_ROOTLESS_UID), so pushes may mount instead of upload")
 
 
 def short(out):

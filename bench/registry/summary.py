@@ -49,6 +49,11 @@ def target_cell(better, target):
     return f"≥ {target:.1f}" if better == "higher" else f"≤ {target:.1f}"
 
 
+def rounds(spec):
+    n = spec["rounds"]
+    return f"{n} paired round{'s' if n != 1 else ''}"
+
+
 def cpu_per_unit(out):
     """Registry CPU per unit of work: seconds per push/pull round, µs per request."""
     if "seconds" in out:
@@ -66,7 +71,7 @@ def main() -> int:
     v = spec["versions"]
     test_cmd = spec["registries"][0]["cmd"].replace(spec["repo"] + "/", "")
     print(f"Registry benchmark, {spec['date']}, git {spec['git']}, {spec['cores']} cores, "
-          f"kernel {spec['kernel']}: {spec['rounds']} paired rounds, {spec['duration']} s per "
+          f"kernel {spec['kernel']}: {rounds(spec)}, {spec['duration']} s per "
           f"load run.  ")
     print(f"{test} side: `{test_cmd}`; {base} side: docker-registry {v['docker-registry']} "
           f"(`bench/registry/cncf.sh`).  ")
@@ -126,7 +131,7 @@ def main() -> int:
               f"{statistics.median(b):.{digits}f} | {cell} |")
     print()
     print(f"Ratios are the **median of the per-round ratios** {test} ÷ {base} over "
-          f"{spec['rounds']} paired rounds (the first registry alternating each round), "
+          f"{rounds(spec)} (the first registry alternating each round), "
           "range in parentheses; ✓/✗ against issue 7's targets. Times and memory: lower is "
           f"better; rates: higher is better. The first-push and memory rows are one sample "
           "each (one start of each registry).")
