@@ -393,7 +393,7 @@ pub fn token_url(challenge: &Challenge, scopes: &[String]) -> Result<reqwest::Ur
 /// What a token endpoint answers (Docker's `token`, OAuth2's `access_token`). Expiry is
 /// not tracked: an expired token earns a 401, which fetches a fresh one.
 #[derive(Deserialize)]
-pub(crate) struct TokenResponse {
+pub struct TokenResponse {
     #[serde(default)]
     token: Option<String>,
     #[serde(default)]
