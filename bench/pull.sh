@@ -38,18 +38,13 @@ BENCH_DIR=${BENCH_DIR:-/var/tmp/gorae-bench-pull}
 RESULTS_DIR=${RESULTS_DIR:-$REPO/bench/results}
 PORT=${PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
 IMAGE=127.0.0.1:$PORT/bench/pull:latest
-# Host trees that become the layers (one each), like a distro image's package layers.
-# IMAGE_KIND=binaries instead makes six layers of the big static Go binaries the benchmark's
-# own Debian packages install: few files, less compressible (closer to images whose pull
-# cost is mostly the download, like the one PEERS.md measured).
-case ${IMAGE_KIND:-files} in
-files)
-    LAYER_TREES=(/usr/lib/gcc /usr/include /usr/lib/python3.11 /usr/share/locale /usr/share/doc /usr/lib/git-core) ;;
-binaries)
-    BENCH_DIR=${BENCH_DIR%/}-bin  # short: podman refuses a runroot over 50 characters
-    LAYER_TREES=(/usr/sbin/dockerd /usr/bin/containerd,/usr/bin/containerd-shim-runc-v2
-        /usr/bin/docker /usr/bin/podman,/usr/bin/umoci /usr/bin/ctr,/usr/bin/skopeo
-        /usr/bin/docker-registry) ;;
+# The test image (bench/oci_image.py): IMAGE_KIND=files, six layers of real host trees (the
+# default), or binaries, six layers of big static Go binaries (few files, less compressible:
+# closer to images whose pull cost is mostly the download, like the one PEERS.md measured).
+IMAGE_KIND=${IMAGE_KIND:-files}
+case $IMAGE_KIND in
+files) ;;
+binaries) BENCH_DIR=${BENCH_DIR%/}-bin ;;  # short: podman refuses a runroot over 50 characters
 *) echo "IMAGE_KIND must be files or binaries" >&2; exit 1 ;;
 esac
 
@@ -76,59 +71,7 @@ find_gorae() {
 }
 
 build_image() {
-    local layout=$BENCH_DIR/image
-    [[ -f $layout/done ]] && return
-    log "building the image from ${LAYER_TREES[*]} (once)"
-    rm -rf "$layout"
-    # GNU tar + zlib, the OCI layout written by hand: umoci 0.4.7's larger layers end right
-    # after the last entry's data, without padding or end-of-archive blocks; Go and gorae
-    # read them, GNU tar does not, and a benchmark image should be unremarkable.
-    python3 - "$layout/oci" "${LAYER_TREES[@]}" <<'PY'
-import hashlib, json, os, subprocess, sys, zlib
-out, trees = sys.argv[1], sys.argv[2:]
-blobs = os.path.join(out, "blobs", "sha256")
-os.makedirs(blobs)
-def put(data):
-    digest = hashlib.sha256(data).hexdigest()
-    open(os.path.join(blobs, digest), "wb").write(data)
-    return "sha256:" + digest, len(data)
-layers, diff_ids = [], []
-for tree in trees:
-    paths = [p.lstrip("/") for p in tree.split(",")]
-    tar = subprocess.Popen(["tar", "--numeric-owner", "-C", "/", "-cf", "-", *paths],
-                           stdout=subprocess.PIPE)
-    diff, blob = hashlib.sha256(), hashlib.sha256()
-    gz = zlib.compressobj(6, zlib.DEFLATED, 31)
-    tmp = os.path.join(blobs, "tmp")
-    size = 0
-    with open(tmp, "wb") as f:
-        while chunk := tar.stdout.read(1 << 20):
-            diff.update(chunk)
-            data = gz.compress(chunk)
-            blob.update(data); f.write(data); size += len(data)
-        data = gz.flush()
-        blob.update(data); f.write(data); size += len(data)
-    if tar.wait() != 0:
-        sys.exit(f"tar of {tree} failed")
-    os.rename(tmp, os.path.join(blobs, blob.hexdigest()))
-    layers.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                   "digest": "sha256:" + blob.hexdigest(), "size": size})
-    diff_ids.append("sha256:" + diff.hexdigest())
-config = {"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/sh"]},
-          "rootfs": {"type": "layers", "diff_ids": diff_ids},
-          "history": [{"created_by": f"COPY {t} {t}"} for t in trees]}
-cdigest, csize = put(json.dumps(config).encode())
-manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                       "digest": cdigest, "size": csize}, "layers": layers}
-mdigest, msize = put(json.dumps(manifest).encode())
-json.dump({"imageLayoutVersion": "1.0.0"}, open(os.path.join(out, "oci-layout"), "w"))
-json.dump({"schemaVersion": 2, "manifests": [{
-    "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": mdigest, "size": msize,
-    "annotations": {"org.opencontainers.image.ref.name": "latest"}}]},
-    open(os.path.join(out, "index.json"), "w"))
-PY
-    touch "$layout/done"
+    python3 "$HERE/oci_image.py" "$IMAGE_KIND" "$BENCH_DIR/image"
 }
 
 REGISTRY_PID=
@@ -181,19 +124,9 @@ trap 'exit 130' INT TERM
 
 start_registry() {
     mkdir -p "$BENCH_DIR/registry/storage"
-    cat >"$BENCH_DIR/registry/config.yml" <<EOF
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $BENCH_DIR/registry/storage
-http:
-  addr: 127.0.0.1:$PORT
-EOF
-    docker-registry serve "$BENCH_DIR/registry/config.yml" >"$BENCH_DIR/registry/log" 2>&1 &
+    # The configuration bench/registry.sh measures the CNCF registry with (errors-only log).
+    "$HERE/registry/cncf.sh" "127.0.0.1:$PORT" "$BENCH_DIR/registry/storage" "$BENCH_DIR/registry" \
+        >"$BENCH_DIR/registry/log" 2>&1 &
     REGISTRY_PID=$!
     for _ in $(seq 100); do
         curl -sf "http://127.0.0.1:$PORT/v2/" >/dev/null && return

@@ -19,8 +19,16 @@ use crate::metrics::Metrics;
 use crate::proxy::Proxy;
 use crate::storage::{Storage, StorageOptions};
 
-/// How often abandoned upload sessions are looked for.
+/// The longest wait between two looks for abandoned upload sessions.
 const EXPIRY_INTERVAL: Duration = Duration::from_secs(600);
+/// The shortest wait: a walk of uploads/ once a second is cheap, more often is waste.
+const MIN_EXPIRY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A session is removed between `upload_expiry` and 1.5 × that after its last write (or
+/// 10 minutes late, for long expiries): a short expiry is meant to be short.
+fn expiry_interval(upload_expiry: Duration) -> Duration {
+    (upload_expiry / 2).clamp(MIN_EXPIRY_INTERVAL, EXPIRY_INTERVAL)
+}
 
 /// A registry ready to serve: storage opened (and locked), listener bound.
 pub struct Server {
@@ -136,7 +144,7 @@ async fn maintain(registry: Arc<Registry>, config: Config, mut stopped: watch::R
     } else {
         gc_every
     });
-    let mut expiry_tick = tokio::time::interval(EXPIRY_INTERVAL);
+    let mut expiry_tick = tokio::time::interval(expiry_interval(config.storage.upload_expiry));
     // The first tick of an interval is immediate: skip it, a fresh start has nothing to do.
     gc_tick.tick().await;
     expiry_tick.tick().await;
@@ -174,5 +182,19 @@ async fn maintain(registry: Arc<Registry>, config: Config, mut stopped: watch::R
             }
             _ = stopped.changed() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_runs_twice_per_expiry_period_within_bounds() {
+        let secs = Duration::from_secs;
+        assert_eq!(expiry_interval(secs(24 * 3600)), EXPIRY_INTERVAL);
+        assert_eq!(expiry_interval(secs(60)), secs(30));
+        assert_eq!(expiry_interval(secs(1)), MIN_EXPIRY_INTERVAL);
+        assert_eq!(expiry_interval(Duration::ZERO), MIN_EXPIRY_INTERVAL);
     }
 }
