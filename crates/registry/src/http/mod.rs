@@ -272,5 +272,5 @@ mod server;
 mod tests;
 mod tls;
 
-pub use server::serve;
+pub use server::{serve, serve_stream};
 pub use tls::load_tls;
