@@ -984,3 +984,11 @@ async fn serve_stream_speaks_http_over_an_in_memory_pipe() {
     assert!(text.contains("HTTP/1.1 404 Not Found\r\n"));
     assert_eq!(handler.exchanges.lock().unwrap().len(), 3);
 }
+
+#[test]
+fn percent_decode_takes_only_two_hex_digits() {
+    assert_eq!(percent_decode("a%2Fb%2bc+d"), "a/b+c d");
+    // Found by the `routes` fuzz target: "%+A" decoded as a newline.
+    assert_eq!(percent_decode("%+A%-1%4"), "% A%-1%4");
+    assert_eq!(percent_decode("%zz%"), "%zz%");
+}
