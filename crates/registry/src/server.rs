@@ -42,24 +42,7 @@ impl Server {
     /// Opens the storage and binds the address: every configuration error surfaces here,
     /// before anything is served.
     pub async fn bind(config: Config) -> Result<Server> {
-        let log = Logger::new(config.log);
-        let storage = Storage::open(
-            &config.root,
-            StorageOptions {
-                upload_expiry: config.storage.upload_expiry,
-                gc_grace: config.storage.gc_grace,
-                max_manifest_size: config.storage.max_manifest_size,
-            },
-        )?;
-        let auth = match &config.auth {
-            Some(auth) => Auth::new(auth, &config.root)?,
-            None => Auth::disabled(),
-        };
-        let proxy = if config.proxy.upstream.is_empty() {
-            None
-        } else {
-            Some(Proxy::new(&config.proxy.upstream, storage.clone())?)
-        };
+        let registry = Arc::new(Registry::open(&config)?);
         let tls = match &config.tls {
             Some(tls) => Some(http::load_tls(&tls.cert, &tls.key)?),
             None => None,
@@ -70,14 +53,6 @@ impl Server {
                 what: format!("listening on {}", config.addr),
                 reason: e.to_string(),
             })?;
-        let registry = Arc::new(Registry {
-            storage,
-            auth,
-            proxy,
-            metrics: Arc::new(Metrics::default()),
-            log,
-            max_manifest_size: config.storage.max_manifest_size,
-        });
         Ok(Server {
             listener,
             tls,
@@ -132,6 +107,46 @@ impl Server {
             what: "serving".into(),
             reason: e.to_string(),
         })
+    }
+}
+
+impl Registry {
+    /// The handler `config` describes, without a listener: storage opened (and locked), auth
+    /// and the pull-through cache set up. `Server::bind` serves it; the fuzzer drives it
+    /// through `http::serve_stream`.
+    #[doc(hidden)]
+    pub fn open(config: &Config) -> Result<Registry> {
+        let storage = Storage::open(
+            &config.root,
+            StorageOptions {
+                upload_expiry: config.storage.upload_expiry,
+                gc_grace: config.storage.gc_grace,
+                max_manifest_size: config.storage.max_manifest_size,
+            },
+        )?;
+        let auth = match &config.auth {
+            Some(auth) => Auth::new(auth, &config.root)?,
+            None => Auth::disabled(),
+        };
+        let proxy = if config.proxy.upstream.is_empty() {
+            None
+        } else {
+            Some(Proxy::new(&config.proxy.upstream, storage.clone())?)
+        };
+        Ok(Registry {
+            storage,
+            auth,
+            proxy,
+            metrics: Arc::new(Metrics::default()),
+            log: Logger::new(config.log),
+            max_manifest_size: config.storage.max_manifest_size,
+        })
+    }
+
+    /// The storage it serves.
+    #[doc(hidden)]
+    pub fn storage(&self) -> &Arc<Storage> {
+        &self.storage
     }
 }
 

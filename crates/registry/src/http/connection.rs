@@ -38,11 +38,16 @@ const MAX_HEADERS: usize = 100;
 const LINGER: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 4 * 1024 * 1024;
 
-/// The socket, plain or TLS.
+/// The socket, plain or TLS, or any other byte stream (`serve_stream`: tests and fuzzing).
 pub(super) enum Transport {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    Stream(Box<dyn ByteStream>),
 }
+
+/// What `Transport::Stream` holds.
+pub(super) trait ByteStream: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + Sync> ByteStream for S {}
 
 impl AsyncRead for Transport {
     fn poll_read(
@@ -53,6 +58,7 @@ impl AsyncRead for Transport {
         match self.get_mut() {
             Transport::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Transport::Tls(s) => Pin::new(s).poll_read(cx, buf),
+            Transport::Stream(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
@@ -66,6 +72,7 @@ impl AsyncWrite for Transport {
         match self.get_mut() {
             Transport::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Transport::Tls(s) => Pin::new(s).poll_write(cx, buf),
+            Transport::Stream(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
 
@@ -77,6 +84,7 @@ impl AsyncWrite for Transport {
         match self.get_mut() {
             Transport::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Transport::Tls(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Transport::Stream(s) => Pin::new(s).poll_write_vectored(cx, bufs),
         }
     }
 
@@ -84,6 +92,7 @@ impl AsyncWrite for Transport {
         match self {
             Transport::Plain(s) => s.is_write_vectored(),
             Transport::Tls(s) => s.is_write_vectored(),
+            Transport::Stream(s) => s.is_write_vectored(),
         }
     }
 
@@ -91,6 +100,7 @@ impl AsyncWrite for Transport {
         match self.get_mut() {
             Transport::Plain(s) => Pin::new(s).poll_flush(cx),
             Transport::Tls(s) => Pin::new(s).poll_flush(cx),
+            Transport::Stream(s) => Pin::new(s).poll_flush(cx),
         }
     }
 
@@ -98,6 +108,7 @@ impl AsyncWrite for Transport {
         match self.get_mut() {
             Transport::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Transport::Tls(s) => Pin::new(s).poll_shutdown(cx),
+            Transport::Stream(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }

@@ -77,14 +77,15 @@ pub fn percent_decode(s: &str) -> String {
     while i < b.len() {
         match b[i] {
             b'%' if i + 2 < b.len() => {
-                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(v) => {
-                        out.push(v);
+                // Two hex digits exactly: from_str_radix would also take "+A" as a number.
+                let digit = |d: u8| char::from(d).to_digit(16);
+                match (digit(b[i + 1]), digit(b[i + 2])) {
+                    (Some(high), Some(low)) => {
+                        out.push((high * 16 + low) as u8);
                         i += 3;
                         continue;
                     }
-                    None => out.push(b'%'),
+                    _ => out.push(b'%'),
                 }
             }
             b'+' => out.push(b' '),
@@ -272,5 +273,5 @@ mod server;
 mod tests;
 mod tls;
 
-pub use server::serve;
+pub use server::{serve, serve_stream};
 pub use tls::load_tls;

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -59,6 +60,24 @@ pub async fn serve(
     drop(listener);
     while connections.join_next().await.is_some() {}
     Ok(())
+}
+
+/// Serves one connection that is already open, over any byte stream (an in-memory pipe in
+/// tests and the fuzzer), as plain HTTP, until it closes. `serve` is what listens on TCP;
+/// this is its per-connection loop without the socket (so no sendfile) and without shutdown.
+#[doc(hidden)]
+pub async fn serve_stream<S>(
+    stream: S,
+    peer: SocketAddr,
+    handler: Arc<dyn Handler>,
+    options: ServerOptions,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static,
+{
+    // Held for the connection's life; nothing ever sends on it.
+    let (_keep, shutdown) = watch::channel(false);
+    let io = Transport::Stream(Box::new(stream));
+    connection::run(io, peer, handler, Arc::new(options), shutdown).await;
 }
 
 async fn serve_connection(

@@ -938,3 +938,57 @@ fn load_tls_takes_every_key_encoding_and_names_bad_files() {
         }
     }
 }
+
+#[tokio::test]
+async fn serve_stream_speaks_http_over_an_in_memory_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("blob");
+    let data = noise(300_000);
+    std::fs::write(&path, &data).unwrap();
+    let handler = Arc::new(TestHandler {
+        file: Mutex::new(Some(path)),
+        exchanges: Mutex::new(Vec::new()),
+        sleeping: tokio::sync::Notify::new(),
+    });
+    let (client, server) = tokio::io::duplex(4096);
+    let (mut reader, mut writer) = tokio::io::split(client);
+    let peer = SocketAddr::from(([127, 0, 0, 1], 1));
+    let serving = tokio::spawn(serve_stream(
+        server,
+        peer,
+        handler.clone(),
+        ServerOptions::default(),
+    ));
+    let batch = [post("/echo", "piped"), get("/file"), get("/missing")].concat();
+    let mut answer = Vec::new();
+    let (written, read) = tokio::join!(
+        async {
+            writer.write_all(batch.as_bytes()).await?;
+            writer.shutdown().await
+        },
+        // Reads while the writes go on: the pipe holds only 4 KiB.
+        tokio::time::timeout(PATIENCE, reader.read_to_end(&mut answer)),
+    );
+    written.unwrap();
+    read.expect("the server neither answered nor closed")
+        .unwrap();
+    tokio::time::timeout(PATIENCE, serving)
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text:.200}");
+    assert!(text.contains("\r\n\r\npiped"));
+    assert!(text.contains("content-length: 300000\r\n"));
+    assert!(answer.windows(data.len()).any(|w| w == data));
+    assert!(text.contains("HTTP/1.1 404 Not Found\r\n"));
+    assert_eq!(handler.exchanges.lock().unwrap().len(), 3);
+}
+
+#[test]
+fn percent_decode_takes_only_two_hex_digits() {
+    assert_eq!(percent_decode("a%2Fb%2bc+d"), "a/b+c d");
+    // Found by the `routes` fuzz target: "%+A" decoded as a newline.
+    assert_eq!(percent_decode("%+A%-1%4"), "% A%-1%4");
+    assert_eq!(percent_decode("%zz%"), "%zz%");
+}
