@@ -14,6 +14,10 @@ DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 
 
+def sha(data):
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
 def write(target, name, data):
     os.makedirs(f"corpus/{target}", exist_ok=True)
     with open(f"corpus/{target}/{name}", "wb") as f:
@@ -66,10 +70,19 @@ def requests():
     up = "/v2/fuzz/app/blobs/uploads/{upload}"
     blob = b"hello, registry"
     digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    # Placeholders would change a body's length after its Content-Length was counted: bodies
+    # name the requests target's seeded content by digest instead (kept in step with `seed`).
+    config = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
+    seeded = (
+        '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",'
+        '"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%d},'
+        '"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"%s","size":10}]}'
+        % (sha(config), len(config), LAYER)
+    ).encode()
     manifest = json.dumps({
         "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": "{blob}", "size": 10},
-        "layers": [], "subject": {"mediaType": OCI_MANIFEST, "digest": "{manifest}", "size": 1},
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": LAYER, "size": 10},
+        "layers": [], "subject": {"mediaType": OCI_MANIFEST, "digest": sha(seeded), "size": len(seeded)},
         "annotations": {"a": "b"},
     }).encode()
     seeds = {

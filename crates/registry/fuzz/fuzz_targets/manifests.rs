@@ -9,6 +9,8 @@
 //! The storage lives on tmpfs and persists across inputs; repository `fuzz/app` holds blobs
 //! the seed corpus references: `{}` (the empty config), `fuzz layer`, and a manifest of them
 //! by digest (for indexes to point at).
+//!
+//! `GORAE_FUZZ_SHOW=1` prints what each push did (to see what a seed does).
 #![no_main]
 
 use std::path::Path;
@@ -88,6 +90,12 @@ fuzz_target!(|data: &[u8]| {
     } else {
         storage.put_manifest(REPO, &reference, content_type, bytes)
     };
+    if std::env::var_os("GORAE_FUZZ_SHOW").is_some() {
+        eprintln!(
+            "{reference} {content_type:?} cached={cached}: {:?}",
+            pushed.as_ref().map(|p| &p.digest)
+        );
+    }
     let Ok(put) = pushed else {
         return;
     };
@@ -99,7 +107,10 @@ fuzz_target!(|data: &[u8]| {
             .expect("an accepted manifest reads back")
             .expect("an accepted manifest is there");
         assert_eq!(stored.digest, digest);
-        assert!(stored.bytes == bytes, "{reference} reads back different bytes");
+        assert!(
+            stored.bytes == bytes,
+            "{reference} reads back different bytes"
+        );
         assert!(Manifest::parse(bytes, Some(&stored.media_type)).is_ok());
         media_type = Some(stored.media_type);
     }
@@ -117,11 +128,16 @@ fuzz_target!(|data: &[u8]| {
         .delete_manifest(REPO, &digest.to_string())
         .expect("delete an accepted manifest");
     for reference in [&reference, &digest.to_string()] {
-        let left = storage.get_manifest(REPO, reference).expect("read after delete");
+        let left = storage
+            .get_manifest(REPO, reference)
+            .expect("read after delete");
         assert!(left.is_none(), "{reference} still there after its delete");
     }
     if let Some(subject) = &put.subject {
         let listed = storage.referrers(REPO, subject, None).expect("referrers");
-        assert!(listed.iter().all(|d| d.digest != digest), "a deleted referrer is listed");
+        assert!(
+            listed.iter().all(|d| d.digest != digest),
+            "a deleted referrer is listed"
+        );
     }
 });

@@ -9,7 +9,10 @@
 //!
 //! Invariants: no panic; the server answers or closes within a deadline; whatever it sends
 //! starts as an HTTP/1.1 response; the handler never answers 5xx; nothing is left in the
-//! storage's tmp/; every blob stored matches the digest it is stored under.
+//! storage's tmp/; every blob stored matches the digest it is stored under; every tag leads
+//! to a manifest that reads back.
+//!
+//! `GORAE_FUZZ_SHOW=1` prints what the server answered (to see what a seed does).
 #![no_main]
 
 use std::fs;
@@ -28,7 +31,7 @@ use gorae_registry::config::LogLevel;
 use gorae_registry::http::{
     serve_stream, BoxFuture, Exchange, Handler, Request, Response, ServerOptions,
 };
-use gorae_registry::Config;
+use gorae_registry::{Config, Storage};
 
 const BASE: &str = "/dev/shm/gorae-fuzz-requests";
 const REPO: &str = "fuzz/app";
@@ -52,7 +55,8 @@ fn access_file() -> &'static PathBuf {
         let _ = fs::remove_dir_all(BASE);
         fs::create_dir_all(BASE).expect("fuzz base dir");
         let path = Path::new(BASE).join("access.toml");
-        let rules = "[[rule]]\nrepositories = [\"fuzz/**\"]\nanonymous = true\nactions = [\"pull\"]\n";
+        let rules =
+            "[[rule]]\nrepositories = [\"fuzz/**\"]\nanonymous = true\nactions = [\"pull\"]\n";
         fs::write(&path, rules).expect("access file");
         path
     })
@@ -71,7 +75,10 @@ fn fresh_registry(token_auth: bool) -> (Arc<Registry>, Fixture) {
     let root = Path::new(BASE).join("root");
     let _ = fs::remove_dir_all(&root);
     let mut config = if token_auth {
-        let text = format!("[auth]\ntoken = true\naccess = {:?}\n", access.display().to_string());
+        let text = format!(
+            "[auth]\ntoken = true\naccess = {:?}\n",
+            access.display().to_string()
+        );
         Config::parse(&text).expect("token config")
     } else {
         Config::default()
@@ -88,14 +95,19 @@ fn seed(registry: &Registry) -> Fixture {
     let push = |data: &[u8]| {
         let digest = Digest::sha256_of(data);
         let session = storage.start_upload(REPO).expect("start upload");
-        let mut writer = storage.upload_writer(REPO, &session.id, None).expect("writer");
+        let mut writer = storage
+            .upload_writer(REPO, &session.id, None)
+            .expect("writer");
         writer.write(data).expect("write");
         writer.close().expect("close");
-        storage.finish_upload(REPO, &session.id, &digest).expect("finish");
+        storage
+            .finish_upload(REPO, &session.id, &digest)
+            .expect("finish");
         digest
     };
     let blob = push(b"fuzz layer");
-    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
     let config_digest = push(config);
     let manifest = format!(
         r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{blob}","size":10}}]}}"#,
@@ -183,7 +195,9 @@ async fn converse(handler: Arc<dyn Handler>, input: Vec<u8>) -> Vec<u8> {
     answer
 }
 
-fn check_storage(root: &Path) {
+/// Nothing half-written, no blob whose content is not its digest, no tag that leads nowhere.
+fn check_storage(storage: &Storage) {
+    let root = storage.root();
     let tmp = root.join("tmp");
     if let Ok(entries) = fs::read_dir(&tmp) {
         let left: Vec<_> = entries.flatten().map(|e| e.path()).collect();
@@ -192,11 +206,23 @@ fn check_storage(root: &Path) {
     let Ok(prefixes) = fs::read_dir(root.join("blobs/sha256")) else {
         return;
     };
-    for blob in prefixes.flatten().flat_map(|p| fs::read_dir(p.path()).into_iter().flatten()) {
+    for blob in prefixes
+        .flatten()
+        .flat_map(|p| fs::read_dir(p.path()).into_iter().flatten())
+    {
         let blob = blob.expect("blob entry");
         let name = blob.file_name().to_string_lossy().into_owned();
         let content = fs::read(blob.path()).expect("read blob");
         assert_eq!(Digest::sha256_of(&content).hex(), name, "blob content lies");
+    }
+    for repo in storage.repositories().expect("list repositories") {
+        for tag in storage.tags(&repo).expect("list tags").unwrap_or_default() {
+            let manifest = storage.get_manifest(&repo, &tag);
+            assert!(
+                matches!(manifest, Ok(Some(_))),
+                "tag {repo}:{tag} leads nowhere: {manifest:?}"
+            );
+        }
     }
 }
 
@@ -209,10 +235,13 @@ fuzz_target!(|data: &[u8]| {
     let input = substitute(data, &fixture);
     let handler: Arc<dyn Handler> = Arc::new(Checked(registry.clone()));
     let answer = runtime().block_on(converse(handler, input));
+    if std::env::var_os("GORAE_FUZZ_SHOW").is_some() {
+        eprintln!("{}", String::from_utf8_lossy(&answer));
+    }
     assert!(
         answer.is_empty() || answer.starts_with(b"HTTP/1.1 "),
         "not an HTTP response: {:?}",
         String::from_utf8_lossy(&answer[..answer.len().min(200)])
     );
-    check_storage(registry.storage().root());
+    check_storage(registry.storage());
 });

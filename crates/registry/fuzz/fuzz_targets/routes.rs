@@ -24,7 +24,10 @@ fuzz_target!(|data: &[u8]| {
     let parts = query.split('&').filter(|p| !p.is_empty());
     for ((key, value), part) in query_pairs(query).zip(parts) {
         let (raw_key, raw_value) = part.split_once('=').unwrap_or((part, ""));
-        assert_eq!((key, value), (percent_decode(raw_key), percent_decode(raw_value)));
+        assert_eq!(
+            (key, value),
+            (percent_decode(raw_key), percent_decode(raw_value))
+        );
     }
     let _ = Config::parse(text);
 });
@@ -43,7 +46,10 @@ fn check_route(path: &str) {
             match &route {
                 Route::Upload { id, .. } => {
                     assert!(!id.is_empty() && id.len() <= 64);
-                    assert!(id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'), "{id:?}");
+                    assert!(
+                        id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'),
+                        "{id:?}"
+                    );
                 }
                 Route::Manifest { reference, .. } => check_parsed_reference(reference),
                 Route::Blob { digest, .. } | Route::Referrers { digest, .. } => {
