@@ -310,7 +310,7 @@ fn blobs_pull_with_get_head_and_ranges() {
     }
     for range in ["bytes=100-", "bytes=200-300", "bytes=20-10", "bytes=-0"] {
         let r = reg.request("GET", &path, &[("Range", range)], b"");
-        assert_spec_error(&r, 416, "RANGE_INVALID");
+        assert_spec_error(&r, 416, "BLOB_UPLOAD_INVALID");
     }
 
     let missing = digest_of(b"missing");
@@ -397,11 +397,11 @@ fn push_in_chunks_with_content_range_and_out_of_order_416() {
     // Out of order: a gap, and a chunk sent again.
     for (range, body) in [("20-29", &data[20..]), ("0-9", &data[..10])] {
         let r = patch(&location, range, body);
-        assert_spec_error(&r, 416, "RANGE_INVALID");
+        assert_spec_error(&r, 416, "BLOB_UPLOAD_INVALID");
     }
     // A Content-Range that does not match the body is refused the same way.
     let r = patch(&location, "10-14", &data[10..20]);
-    assert_spec_error(&r, 416, "RANGE_INVALID");
+    assert_spec_error(&r, 416, "BLOB_UPLOAD_INVALID");
 
     // The session survived all that: GET says where it stands.
     let r = reg.request("GET", &location, &[], b"");
@@ -441,7 +441,7 @@ fn a_closing_put_out_of_order_is_416() {
         &[("Content-Range", "15-19")],
         &data[15..],
     );
-    assert_spec_error(&r, 416, "RANGE_INVALID");
+    assert_spec_error(&r, 416, "BLOB_UPLOAD_INVALID");
     let r = reg.request(
         "PUT",
         &with_digest(&location, &digest_of(&data)),
@@ -1402,13 +1402,8 @@ fn unsupported_methods_and_unknown_paths() {
     assert_serving(&reg);
 }
 
-/// The spec says a JSON error's `code` MUST be one of its table; the 416s answer
-/// RANGE_INVALID, which is distribution's code but not in the OCI table (ErrorCode::RangeInvalid
-/// in crates/registry/src/error.rs, a deliberate choice there). Ignored until that is decided:
-/// BLOB_UPLOAD_INVALID with status 416 for chunks, and any listed code (or a non-JSON body)
-/// for an unsatisfiable blob Range, would satisfy it.
+/// The spec says a JSON error's `code` MUST be one of its table, 416s included.
 #[test]
-#[ignore = "416 bodies carry RANGE_INVALID, not a code of the spec's table"]
 fn error_codes_are_all_from_the_spec_table() {
     const LISTED: [&str; 14] = [
         "BLOB_UNKNOWN",

@@ -64,7 +64,9 @@ pub enum ErrorCode {
     Denied,
     Unsupported,
     TooManyRequests,
-    /// Not in the spec's table, but what the spec's 416 and Docker's registry use.
+    /// A chunk out of order or a Range that cannot be served: status 416. The spec's table has
+    /// no code of its own for it and says a body's code must come from the table, so the
+    /// body says BLOB_UPLOAD_INVALID (distribution's RANGE_INVALID is not in the table).
     RangeInvalid,
     /// 500s. The spec has no code for them; distribution says UNKNOWN.
     Unknown,
@@ -87,7 +89,7 @@ impl ErrorCode {
             ErrorCode::Denied => "DENIED",
             ErrorCode::Unsupported => "UNSUPPORTED",
             ErrorCode::TooManyRequests => "TOOMANYREQUESTS",
-            ErrorCode::RangeInvalid => "RANGE_INVALID",
+            ErrorCode::RangeInvalid => "BLOB_UPLOAD_INVALID",
             ErrorCode::Unknown => "UNKNOWN",
         }
     }

@@ -180,7 +180,7 @@ impl Storage {
     }
 
     /// Opens a session to append to. `start` (from Content-Range) must equal the offset, or
-    /// the error is RANGE_INVALID with status 416. A session being written by another request
+    /// the error is ErrorCode::RangeInvalid (status 416). A session being written by another request
     /// is refused (BLOB_UPLOAD_INVALID).
     pub fn upload_writer(&self, repo: &str, id: &str, start: Option<u64>) -> Result<UploadWriter> {
         uploads::writer(&self.inner, repo, id, start)
