@@ -224,6 +224,16 @@ impl Challenge {
     }
 }
 
+/// Every challenge in a response's `WWW-Authenticate` headers (a 401 may send several).
+pub fn challenges_in(headers: &reqwest::header::HeaderMap) -> Vec<Challenge> {
+    headers
+        .get_all(reqwest::header::WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(parse_challenges)
+        .collect()
+}
+
 /// Parses a WWW-Authenticate value into its challenges. Tolerant: a malformed tail ends the
 /// parse instead of failing it, since a registry's odd header should not hide a good
 /// challenge that came before it.

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, AUTHORIZATION, WWW_AUTHENTICATE};
+use reqwest::header::{HeaderMap, AUTHORIZATION};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 
 use super::auth::{self, Challenge, CredentialStore, Credentials};
@@ -180,12 +180,7 @@ impl Registry {
 
     /// Turns a 401's challenges into an Authorization header value.
     async fn authorize(&self, headers: &HeaderMap, scopes: &[String]) -> Result<String> {
-        let challenges: Vec<Challenge> = headers
-            .get_all(WWW_AUTHENTICATE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(auth::parse_challenges)
-            .collect();
+        let challenges = auth::challenges_in(headers);
         if let Some(bearer) = challenges.iter().find(|c| c.scheme == "bearer") {
             return self.fetch_token(bearer, scopes).await;
         }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use gorae_image::registry::auth::{self, Challenge, Credentials, TokenResponse};
 use http::StatusCode;
-use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, WWW_AUTHENTICATE};
+use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION};
 use reqwest::{Method, Response};
 
 use crate::config::UpstreamConfig;
@@ -138,12 +138,7 @@ impl Upstream {
 
     /// Answers a 401's challenges with an Authorization header value.
     async fn authorize(&self, headers: &HeaderMap, scope: &str, what: &str) -> Result<String> {
-        let challenges: Vec<Challenge> = headers
-            .get_all(WWW_AUTHENTICATE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(auth::parse_challenges)
-            .collect();
+        let challenges = auth::challenges_in(headers);
         if let Some(bearer) = challenges.iter().find(|c| c.scheme == "bearer") {
             return self.fetch_token(bearer, scope, what).await;
         }
