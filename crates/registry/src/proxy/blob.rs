@@ -103,18 +103,10 @@ impl Proxy {
         }
         let tail = &format!("blobs/{digest}");
         self.ask_upstreams(&routes, |upstream, name| async move {
-            let response = upstream
-                .request(Method::HEAD, name, tail, None, true)
-                .await?;
-            match response.status() {
-                StatusCode::OK => {}
-                StatusCode::NOT_FOUND => return Ok(Answer::NotFound),
-                _ => {
-                    return Err(upstream
-                        .status_error(&format!("HEAD {name}@{digest}"), response)
-                        .await)
-                }
-            }
+            let what = format!("HEAD {name}@{digest}");
+            let Some(response) = upstream.head(name, tail, None, &what).await? else {
+                return Ok(Answer::NotFound);
+            };
             // reqwest reports no length for a HEAD's (empty) body: read the header itself.
             let size = response
                 .headers()

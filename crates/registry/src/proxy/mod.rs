@@ -181,18 +181,10 @@ impl Proxy {
     ) -> Result<Answer<StoredManifest>> {
         if let Some(cached) = cached {
             let tail = format!("manifests/{tag}");
-            let response = upstream
-                .request(Method::HEAD, name, &tail, Some(accept), true)
-                .await?;
-            match response.status() {
-                StatusCode::OK => {}
-                StatusCode::NOT_FOUND => return Ok(Answer::NotFound),
-                _ => {
-                    return Err(upstream
-                        .status_error(&format!("HEAD {name}:{tag}"), response)
-                        .await)
-                }
-            }
+            let what = format!("HEAD {name}:{tag}");
+            let Some(response) = upstream.head(name, &tail, Some(accept), &what).await? else {
+                return Ok(Answer::NotFound);
+            };
             if let Some(digest) = header_digest(&response) {
                 if cached.digest == digest {
                     return Ok(Answer::Found(cached.clone()));

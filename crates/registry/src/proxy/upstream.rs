@@ -203,6 +203,23 @@ impl Upstream {
         self.error(what, &message)
     }
 
+    /// A HEAD of `name/tail`: the response when the upstream has it, None on 404, an error
+    /// naming `what` on anything else.
+    pub async fn head(
+        &self,
+        name: &str,
+        tail: &str,
+        accept: Option<&str>,
+        what: &str,
+    ) -> Result<Option<Response>> {
+        let response = self.request(Method::HEAD, name, tail, accept, true).await?;
+        match response.status() {
+            StatusCode::OK => Ok(Some(response)),
+            StatusCode::NOT_FOUND => Ok(None),
+            _ => Err(self.status_error(what, response).await),
+        }
+    }
+
     /// An error for an unexpected status, with the upstream's own error code if it sent one.
     pub async fn status_error(&self, what: &str, response: Response) -> Error {
         let status = response.status();
