@@ -16,7 +16,8 @@
 //! fuzzed, allocation-free HTTP/1 head parser: the rest of HTTP/1.1 is small and lives in
 //! `http`, see there why not hyper), rustix (sendfile and flock without unsafe), tokio-rustls
 //! (TLS without OpenSSL), `http` (the standard header and status types), toml (the config),
-//! uuid (upload session ids).
+//! uuid (upload session ids), bcrypt (htpasswd), ring (HMAC for tokens; already linked by
+//! rustls), reqwest (the pull-through cache's upstream client, as gorae-image uses).
 
 pub mod api;
 pub mod auth;
