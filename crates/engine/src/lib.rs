@@ -1,0 +1,25 @@
+//! gorae-engine: the container engine behind `gorae daemon`.
+//!
+//! What it owns: the containers of one data root — their records (`containers/<id>/`), their
+//! bundles and root snapshots, their logs, the monitors that supervise them (one
+//! `gorae-runc monitor` per running container, which outlives the daemon), exec instances,
+//! events, restart policies — and the image service over gorae-image's store.
+//!
+//! What it must not do: speak HTTP (gorae-api does), fork containers in its own process (the
+//! daemon is multi-threaded; the runtime's fork-based create must not run in it: gorae-runc
+//! does that), or print (it returns errors and logs through the `log` hook it is given).
+//!
+//! Dependencies: gorae-runtime (spec generation, cgroup stats, state), gorae-image (store,
+//! snapshots), oci-spec (the bundle's config.json), tokio (the daemon's async runtime:
+//! process spawning, timers, channels), `tar` (archive endpoints), serde for the Docker model.
+
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod exec;
+pub mod images;
+pub mod types;
+
+pub use config::EngineConfig;
+pub use engine::Engine;
+pub use error::{Error, Result};
