@@ -9,8 +9,8 @@ if [[ $(id -u) == 0 ]]; then
     scripts/install-deps.sh
 fi
 cargo fmt --all -- --check
-cargo clippy --all-targets --release -- -D warnings
-cargo test --release --workspace
+cargo clippy --all-targets --profile ci -- -D warnings
+cargo test --profile ci --workspace
 
 left_cgroups=$(find /sys/fs/cgroup -maxdepth 5 -type d -name 'gorae-*' 2>/dev/null || true)
 left_mounts=$(grep -c 'gorae-test' /proc/self/mountinfo || true)
