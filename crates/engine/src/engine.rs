@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
@@ -241,36 +240,12 @@ impl Engine {
         Err(not_yet("list"))
     }
 
-    /// Framed chunks: multiplexed (8-byte header per chunk) unless the container has a tty.
-    pub async fn logs(
-        &self,
-        _id: &str,
-        _opts: LogsOptions,
-    ) -> Result<(StreamKind, mpsc::Receiver<Bytes>)> {
-        Err(not_yet("logs"))
-    }
-
     pub async fn attach_prepare(&self, _id: &str, _opts: AttachOptions) -> Result<Hijack> {
         Err(not_yet("attach"))
     }
 
     pub async fn resize(&self, _id: &str, _height: u16, _width: u16) -> Result<()> {
         Err(not_yet("resize"))
-    }
-
-    /// `{"Titles": [...], "Processes": [[...]]}`.
-    pub async fn top(&self, _id: &str, _ps_args: Option<String>) -> Result<serde_json::Value> {
-        Err(not_yet("top"))
-    }
-
-    /// Docker's stats JSON, once (`stream` false) or every second.
-    pub async fn stats(
-        &self,
-        _id: &str,
-        _stream: bool,
-        _one_shot: bool,
-    ) -> Result<mpsc::Receiver<serde_json::Value>> {
-        Err(not_yet("stats"))
     }
 
     pub async fn pause(&self, _id: &str) -> Result<()> {
@@ -289,60 +264,12 @@ impl Engine {
         Err(not_yet("update"))
     }
 
-    /// `HEAD /containers/{id}/archive`: the `X-Docker-Container-Path-Stat` value (base64 JSON).
-    pub async fn archive_stat(&self, _id: &str, _path: &str) -> Result<String> {
-        Err(not_yet("archive"))
-    }
-
-    /// `GET /containers/{id}/archive`: the stat header and a tar stream of the path.
-    pub async fn archive_get(
-        &self,
-        _id: &str,
-        _path: &str,
-    ) -> Result<(String, mpsc::Receiver<Bytes>)> {
-        Err(not_yet("archive"))
-    }
-
-    /// `PUT /containers/{id}/archive`: extracts a tar stream under `path`.
-    pub async fn archive_put(
-        &self,
-        _id: &str,
-        _path: &str,
-        _no_overwrite_dir_non_dir: bool,
-        _body: mpsc::Receiver<Bytes>,
-    ) -> Result<()> {
-        Err(not_yet("archive"))
-    }
-
     /// `POST /containers/prune`: `{"ContainersDeleted": [...], "SpaceReclaimed": N}`.
     pub async fn prune(&self, _filters: Filters) -> Result<serde_json::Value> {
         Err(not_yet("prune"))
     }
 
     // ---- exec
-
-    /// Returns the exec instance's id.
-    pub async fn exec_create(&self, _id: &str, _config: ExecConfig) -> Result<String> {
-        Err(not_yet("exec"))
-    }
-
-    /// Detached starts run in the background and return `None`; attached ones return the
-    /// hijack to run.
-    pub async fn exec_start(
-        &self,
-        _exec_id: &str,
-        _config: ExecStartConfig,
-    ) -> Result<Option<Hijack>> {
-        Err(not_yet("exec"))
-    }
-
-    pub async fn exec_resize(&self, _exec_id: &str, _height: u16, _width: u16) -> Result<()> {
-        Err(not_yet("exec"))
-    }
-
-    pub async fn exec_inspect(&self, _exec_id: &str) -> Result<ExecInspect> {
-        Err(not_yet("exec"))
-    }
 
     // ---- images: see crate::images::ImageService, reached through `images()`.
 }

@@ -18,6 +18,8 @@ pub mod engine;
 pub mod error;
 pub mod exec;
 pub mod images;
+mod io_ops;
+pub mod logs;
 pub mod types;
 
 pub use config::EngineConfig;
