@@ -8,3 +8,4 @@
 //!
 //! Dependencies: hyper (HTTP/1.1 with upgrades for hijacking), hyper-util (tokio glue),
 //! tokio (unix and tcp listeners), serde_json (bodies).
+pub mod client;
