@@ -19,7 +19,7 @@ use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
 use crate::manifest::{ImageConfig, Manifest};
 use crate::store::content::dir_names;
-use crate::store::{ImageRecord, Store};
+use crate::store::{ImageRecord, Store, StoreLock};
 
 #[derive(Debug, Default, Clone)]
 pub struct GcReport {
@@ -35,6 +35,15 @@ pub struct GcReport {
 pub fn collect(store: &Store) -> Result<GcReport> {
     let _lock = store.lock_exclusive()?;
     collect_locked(store)
+}
+
+/// `collect`, unless a writer (a pull, a load) holds the store now: then nothing is done
+/// and `None` returned, rather than waiting for it (a later collection gets the garbage).
+pub fn try_collect(store: &Store) -> Result<Option<GcReport>> {
+    let Some(_lock) = StoreLock::try_exclusive(&store.root.lock_file())? else {
+        return Ok(None);
+    };
+    collect_locked(store).map(Some)
 }
 
 /// `image prune`: removes the dangling image records, then collects. Returns the removed

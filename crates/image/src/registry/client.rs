@@ -63,9 +63,18 @@ pub(crate) fn http_client() -> Result<reqwest::Client> {
 }
 
 impl Registry {
-    /// Connects to the registry of `reference`, with the credentials `gorae login` saved.
-    pub fn new(root: &DataRoot, registry: &str, options: &RegistryOptions) -> Result<Registry> {
-        let credentials = CredentialStore::new(root).lookup(registry)?;
+    /// Connects to `registry` with the `given` credentials (a daemon's client sent them),
+    /// else those `gorae login` saved.
+    pub fn connect(
+        root: &DataRoot,
+        registry: &str,
+        options: &RegistryOptions,
+        given: Option<&Credentials>,
+    ) -> Result<Registry> {
+        let credentials = match given {
+            Some(c) => Some(c.clone()),
+            None => CredentialStore::new(root).lookup(registry)?,
+        };
         Registry::with_credentials(registry, options, credentials)
     }
 

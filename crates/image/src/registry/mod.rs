@@ -15,7 +15,7 @@ use crate::reference::Reference;
 use crate::store::{ImageRecord, Store};
 
 pub use auth::{CredentialStore, Credentials};
-pub use progress::ProgressMode;
+pub use progress::{ProgressEvent, ProgressMode, ProgressSink};
 pub use push::DEFAULT_CHUNK_SIZE;
 
 #[derive(Debug, Clone)]
@@ -53,7 +53,17 @@ pub async fn pull(
     reference: &Reference,
     options: &PullOptions,
 ) -> Result<ImageRecord> {
-    pull::pull(store, reference, options).await
+    pull::pull(store, reference, options, None).await
+}
+
+/// `pull` with `credentials` for the registry instead of the ones `gorae login` saved.
+pub async fn pull_as(
+    store: &Store,
+    reference: &Reference,
+    options: &PullOptions,
+    credentials: Option<&Credentials>,
+) -> Result<ImageRecord> {
+    pull::pull(store, reference, options, credentials).await
 }
 
 /// Pushes the local image `source` to `destination` and returns the manifest digest.
@@ -63,7 +73,18 @@ pub async fn push(
     destination: &Reference,
     options: &RegistryOptions,
 ) -> Result<Digest> {
-    push::push(store, source, destination, options).await
+    push::push(store, source, destination, options, None).await
+}
+
+/// `push` with `credentials` for the registry instead of the ones `gorae login` saved.
+pub async fn push_as(
+    store: &Store,
+    source: &str,
+    destination: &Reference,
+    options: &RegistryOptions,
+    credentials: Option<&Credentials>,
+) -> Result<Digest> {
+    push::push(store, source, destination, options, credentials).await
 }
 
 /// Checks `credentials` against `registry` (`GET /v2/`, answering its challenge) and, if

@@ -1,34 +1,107 @@
-//! Per-layer progress like docker's: indicatif bars on a terminal, plain lines otherwise.
+//! Per-layer progress like docker's: indicatif bars on a terminal, plain lines otherwise,
+//! or events handed to a caller's callback (the engine turns them into Docker's progress
+//! JSON).
 
 use std::io::IsTerminal;
+use std::sync::Arc;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::digest::Digest;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProgressMode {
     /// Bars when stderr is a terminal, plain lines otherwise.
     Auto,
     Plain,
     Quiet,
+    /// Nothing printed; every step of every blob goes to the callback.
+    Events(ProgressSink),
 }
+
+/// What happened to one blob (named by the first 12 hex digits of its digest, as docker
+/// names layers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressEvent<'a> {
+    /// The blob's turn came (pull: before it is looked for locally; push: before the HEAD).
+    Queued {
+        id: &'a str,
+    },
+    /// A transfer of `total` bytes starts with `done` of them already here (a resume).
+    Started {
+        id: &'a str,
+        verb: &'static str,
+        done: u64,
+        total: u64,
+    },
+    Advanced {
+        id: &'a str,
+        bytes: u64,
+    },
+    /// The count starts again from 0 (a registry ignored a Range, a request was retried).
+    Reset {
+        id: &'a str,
+    },
+    /// Another step of a blob still in progress ("Preparing", "Extracting").
+    Step {
+        id: &'a str,
+        message: &'static str,
+    },
+    /// The blob's final state ("Pull complete", "Already exists", "Pushed", ...).
+    Finished {
+        id: &'a str,
+        message: &'a str,
+    },
+}
+
+type Callback = dyn Fn(ProgressEvent<'_>) + Send + Sync;
+
+/// The callback of `ProgressMode::Events`. Called from async tasks and from blocking
+/// threads alike, so it must be quick and must not block.
+#[derive(Clone)]
+pub struct ProgressSink(Arc<Callback>);
+
+impl ProgressSink {
+    pub fn new(callback: impl Fn(ProgressEvent<'_>) + Send + Sync + 'static) -> ProgressSink {
+        ProgressSink(Arc::new(callback))
+    }
+
+    fn emit(&self, event: ProgressEvent<'_>) {
+        (self.0)(event)
+    }
+}
+
+impl std::fmt::Debug for ProgressSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressSink")
+    }
+}
+
+impl PartialEq for ProgressSink {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for ProgressSink {}
 
 /// The progress display of one pull or push.
 pub(crate) enum Progress {
     Bars(MultiProgress),
     Plain,
     Quiet,
+    Events(ProgressSink),
 }
 
 impl Progress {
-    pub fn new(mode: ProgressMode) -> Progress {
+    pub fn new(mode: &ProgressMode) -> Progress {
         match mode {
             ProgressMode::Auto if std::io::stderr().is_terminal() => {
                 Progress::Bars(MultiProgress::with_draw_target(ProgressDrawTarget::stderr()))
             }
             ProgressMode::Auto | ProgressMode::Plain => Progress::Plain,
             ProgressMode::Quiet => Progress::Quiet,
+            ProgressMode::Events(sink) => Progress::Events(sink.clone()),
         }
     }
 
@@ -45,10 +118,18 @@ impl Progress {
             }
             _ => None,
         };
+        let sink = match self {
+            Progress::Events(sink) => {
+                sink.emit(ProgressEvent::Queued { id: &id });
+                Some(sink.clone())
+            }
+            _ => None,
+        };
         BlobProgress {
             id,
             bar,
             plain: matches!(self, Progress::Plain),
+            sink,
         }
     }
 }
@@ -81,11 +162,18 @@ pub(crate) struct BlobProgress {
     id: String,
     bar: Option<ProgressBar>,
     plain: bool,
+    sink: Option<ProgressSink>,
 }
 
 impl BlobProgress {
     /// A transfer of `total` bytes starts, `done` of which are already here (a resume).
     pub fn start(&self, verb: &'static str, done: u64, total: u64) {
+        self.emit(ProgressEvent::Started {
+            id: &self.id,
+            verb,
+            done,
+            total,
+        });
         if let Some(bar) = &self.bar {
             bar.set_style(bar_style());
             bar.set_length(total);
@@ -102,6 +190,10 @@ impl BlobProgress {
     }
 
     pub fn advance(&self, bytes: u64) {
+        self.emit(ProgressEvent::Advanced {
+            id: &self.id,
+            bytes,
+        });
         if let Some(bar) = &self.bar {
             bar.inc(bytes);
         }
@@ -109,6 +201,7 @@ impl BlobProgress {
 
     /// Restarts the count (a registry that ignored a Range request).
     pub fn reset(&self) {
+        self.emit(ProgressEvent::Reset { id: &self.id });
         if let Some(bar) = &self.bar {
             bar.set_position(0);
         }
@@ -116,6 +209,10 @@ impl BlobProgress {
 
     /// The blob's final state: "Pull complete", "Already exists", "Pushed", ...
     pub fn finish(&self, message: &str) {
+        self.emit(ProgressEvent::Finished {
+            id: &self.id,
+            message,
+        });
         if let Some(bar) = &self.bar {
             bar.set_style(message_style());
             bar.finish_with_message(message.to_string());
@@ -126,8 +223,20 @@ impl BlobProgress {
 
     /// Another step of a blob still in progress ("Extracting", "Verifying").
     pub fn step(&self, message: &'static str) {
+        self.emit(ProgressEvent::Step {
+            id: &self.id,
+            message,
+        });
         if let Some(bar) = &self.bar {
             bar.set_message(message);
+        }
+    }
+}
+
+impl BlobProgress {
+    fn emit(&self, event: ProgressEvent<'_>) {
+        if let Some(sink) = &self.sink {
+            sink.emit(event);
         }
     }
 }
@@ -151,6 +260,23 @@ pub(crate) fn human(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn events_reach_the_sink() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let sink = ProgressSink::new(move |e| log.lock().unwrap().push(format!("{e:?}")));
+        let progress = Progress::new(&ProgressMode::Events(sink));
+        let blob = progress.blob(&Digest::sha256_of(b"layer"));
+        blob.start("Downloading", 0, 10);
+        blob.advance(10);
+        blob.finish("Pull complete");
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 4, "{seen:?}");
+        assert!(seen[0].starts_with("Queued"), "{seen:?}");
+        assert!(seen[2].contains("bytes: 10"), "{seen:?}");
+        assert!(seen[3].contains("Pull complete"), "{seen:?}");
+    }
 
     #[test]
     fn sizes_like_docker() {

@@ -17,7 +17,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, RANGE};
 use reqwest::{Method, StatusCode};
 use tokio::sync::mpsc;
 
-use super::auth;
+use super::auth::{self, Credentials};
 use super::client::{read_limited, Registry};
 use super::progress::{BlobProgress, Progress};
 use super::PullOptions;
@@ -173,10 +173,16 @@ pub(crate) async fn pull(
     store: &Store,
     reference: &Reference,
     options: &PullOptions,
+    credentials: Option<&Credentials>,
 ) -> Result<ImageRecord> {
     let _lock = store.lock_shared()?;
     let reference = reference.clone().with_default_tag();
-    let registry = Registry::new(&store.root, &reference.registry, &options.registry)?;
+    let registry = Registry::connect(
+        &store.root,
+        &reference.registry,
+        &options.registry,
+        credentials,
+    )?;
     let repo = Repository {
         registry: &registry,
         name: &reference.repository,
@@ -199,7 +205,7 @@ pub(crate) async fn pull(
             ),
         });
     }
-    let progress = Progress::new(options.registry.progress);
+    let progress = Progress::new(&options.registry.progress);
     pull_layers(store, &repo, &image, &config.rootfs.diff_ids, &progress).await?;
 
     let mut manifest_descriptor = Descriptor::new(

@@ -10,7 +10,7 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION};
 use reqwest::{Method, StatusCode, Url};
 use tokio::io::AsyncReadExt;
 
-use super::auth;
+use super::auth::{self, Credentials};
 use super::client::Registry;
 use super::progress::{BlobProgress, Progress};
 use super::pull::Repository;
@@ -35,6 +35,7 @@ pub(crate) async fn push(
     source: &str,
     destination: &Reference,
     options: &RegistryOptions,
+    credentials: Option<&Credentials>,
 ) -> Result<Digest> {
     let _lock = store.lock_shared()?;
     let record = store.images.resolve(source)?;
@@ -54,14 +55,14 @@ pub(crate) async fn push(
             scopes.push(scope);
         }
     }
-    let registry = Registry::new(&store.root, &destination.registry, options)?;
+    let registry = Registry::connect(&store.root, &destination.registry, options, credentials)?;
     let repo = Repository {
         registry: &registry,
         name: &destination.repository,
         scopes,
     };
     let chunk_size = options.chunk_size.unwrap_or(DEFAULT_CHUNK_SIZE).max(1);
-    let progress = Progress::new(options.progress);
+    let progress = Progress::new(&options.progress);
     let mut blobs: Vec<&Descriptor> = image.layers.iter().collect();
     blobs.push(&image.config);
     let mut seen = std::collections::BTreeSet::new();

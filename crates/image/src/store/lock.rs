@@ -27,6 +27,12 @@ impl StoreLock {
         Self::take(path, FlockOperation::LockExclusive)
     }
 
+    /// The exclusive lock on `path` if nobody holds the lock now; `None` otherwise.
+    pub fn try_exclusive(path: &Path) -> Result<Option<StoreLock>> {
+        let file = open_lock_file(path)?;
+        Ok(try_lock_exclusive(&file, path)?.then_some(StoreLock { _file: file }))
+    }
+
     fn take(path: &Path, operation: FlockOperation) -> Result<StoreLock> {
         let file = open_lock_file(path)?;
         rustix::fs::flock(&file, operation).at(path)?;
