@@ -1,0 +1,199 @@
+//! Response bodies and the responses built from them: whole JSON documents, chunked
+//! streams fed by a channel (logs, events, progress), and a single late chunk (wait, whose
+//! headers must reach the client before the container exits).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use hyper::body::{Frame, SizeHint};
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::{Response, StatusCode};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::error::ApiError;
+
+pub type BoxFuture = Pin<Box<dyn Future<Output = Bytes> + Send>>;
+
+/// The one body type every handler answers with.
+pub struct Body {
+    kind: Kind,
+}
+
+enum Kind {
+    Empty,
+    Full(Option<Bytes>),
+    Channel(mpsc::Receiver<Bytes>),
+    Late(Option<BoxFuture>),
+}
+
+impl Body {
+    pub fn empty() -> Body {
+        Body { kind: Kind::Empty }
+    }
+
+    pub fn full(bytes: impl Into<Bytes>) -> Body {
+        Body {
+            kind: Kind::Full(Some(bytes.into())),
+        }
+    }
+
+    /// Each message is sent as it arrives; the body ends when every sender is gone.
+    pub fn channel(rx: mpsc::Receiver<Bytes>) -> Body {
+        Body {
+            kind: Kind::Channel(rx),
+        }
+    }
+
+    /// One chunk, sent when `future` completes; the headers go out before.
+    pub fn late(future: BoxFuture) -> Body {
+        Body {
+            kind: Kind::Late(Some(future)),
+        }
+    }
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let data = |b: Bytes| Poll::Ready(Some(Ok(Frame::data(b))));
+        match &mut self.get_mut().kind {
+            Kind::Empty => Poll::Ready(None),
+            Kind::Full(bytes) => match bytes.take() {
+                Some(b) => data(b),
+                None => Poll::Ready(None),
+            },
+            // An empty chunk would end a chunked body early: skip them.
+            Kind::Channel(rx) => loop {
+                match rx.poll_recv(cx) {
+                    Poll::Ready(Some(b)) if b.is_empty() => continue,
+                    Poll::Ready(Some(b)) => return data(b),
+                    Poll::Ready(None) => return Poll::Ready(None),
+                    Poll::Pending => return Poll::Pending,
+                }
+            },
+            Kind::Late(slot) => match slot {
+                None => Poll::Ready(None),
+                Some(future) => match future.as_mut().poll(cx) {
+                    Poll::Ready(b) => {
+                        *slot = None;
+                        data(b)
+                    }
+                    Poll::Pending => Poll::Pending,
+                },
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.kind, Kind::Empty | Kind::Full(None) | Kind::Late(None))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Empty | Kind::Full(None) => SizeHint::with_exact(0),
+            Kind::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+pub type Resp = Response<Body>;
+
+/// `value` as JSON with the trailing newline Docker's encoder writes.
+pub fn json_bytes<T: Serialize + ?Sized>(value: &T) -> Bytes {
+    // Serializing the engine's own types cannot fail: no maps with non-string keys.
+    let mut out = serde_json::to_vec(value).unwrap_or_else(|_| b"null".to_vec());
+    out.push(b'\n');
+    Bytes::from(out)
+}
+
+pub fn with_type(status: u16, content_type: &'static str, body: Body) -> Resp {
+    let mut resp = Response::new(body);
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+pub fn json<T: Serialize + ?Sized>(status: u16, value: &T) -> Resp {
+    with_type(status, "application/json", Body::full(json_bytes(value)))
+}
+
+/// A status with no body (204, 201 without content, 200 for resize...).
+pub fn no_content(status: u16) -> Resp {
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::NO_CONTENT);
+    resp
+}
+
+/// Docker's error body; 304 has none.
+pub fn error(e: &ApiError) -> Resp {
+    if e.status == 304 {
+        return no_content(304);
+    }
+    let status = if (400..600).contains(&e.status) {
+        e.status
+    } else {
+        500
+    };
+    json(status, &serde_json::json!({ "message": e.message }))
+}
+
+/// A stream of JSON objects, one per line, as Docker sends events, stats and progress.
+pub fn json_stream<T: Serialize + Send + 'static>(mut rx: mpsc::Receiver<T>) -> Resp {
+    let (tx, out) = mpsc::channel(16);
+    tokio::spawn(async move {
+        while let Some(item) = rx.recv().await {
+            // A client that went away drops the body: stop, which drops `rx` and tells
+            // the engine's producer to stop too.
+            if tx.send(json_bytes(&item)).await.is_err() {
+                break;
+            }
+        }
+    });
+    with_type(200, "application/json", Body::channel(out))
+}
+
+pub fn bytes_stream(content_type: &'static str, rx: mpsc::Receiver<Bytes>) -> Resp {
+    with_type(200, content_type, Body::channel(rx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn channel_body_skips_empty_chunks_and_ends_with_the_senders() {
+        let (tx, rx) = mpsc::channel(4);
+        tx.send(Bytes::from_static(b"a")).await.unwrap();
+        tx.send(Bytes::new()).await.unwrap();
+        tx.send(Bytes::from_static(b"b")).await.unwrap();
+        drop(tx);
+        let collected = Body::channel(rx).collect().await.unwrap().to_bytes();
+        assert_eq!(&collected[..], b"ab");
+    }
+
+    #[tokio::test]
+    async fn late_body_is_one_chunk() {
+        let body = Body::late(Box::pin(async { Bytes::from_static(b"{}\n") }));
+        let collected = body.collect().await.unwrap().to_bytes();
+        assert_eq!(&collected[..], b"{}\n");
+    }
+
+    #[test]
+    fn not_modified_has_no_body() {
+        let resp = error(&ApiError::new(304, "already started"));
+        assert_eq!(resp.status(), 304);
+        assert!(hyper::body::Body::is_end_stream(resp.body()));
+    }
+}
