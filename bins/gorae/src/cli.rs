@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use gorae_image::{DataRoot, Store};
 
-use crate::{archive_cmd, images_cmd, registry_cmd, transfer_cmd};
+use crate::{archive_cmd, daemon_cmd, images_cmd, registry_cmd, transfer_cmd};
 
 #[derive(Parser)]
 #[command(
@@ -70,6 +70,8 @@ pub enum Command {
     /// Run an OCI distribution registry.
     #[command(subcommand)]
     Registry(registry_cmd::RegistryCommand),
+    /// Run the engine: serve the Docker Engine API until SIGTERM or SIGINT.
+    Daemon(daemon_cmd::DaemonArgs),
 }
 
 #[derive(Subcommand)]
@@ -115,5 +117,6 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => archive_cmd::load(g, a),
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => archive_cmd::import(g, a),
         Command::Registry(c) => registry_cmd::dispatch(g, c),
+        Command::Daemon(a) => daemon_cmd::run(g, a),
     }
 }

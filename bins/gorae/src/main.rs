@@ -8,6 +8,7 @@
 
 mod archive_cmd;
 mod cli;
+mod daemon_cmd;
 mod format;
 mod images_cmd;
 mod registry_cmd;
