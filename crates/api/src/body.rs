@@ -190,6 +190,32 @@ mod tests {
         assert_eq!(&collected[..], b"{}\n");
     }
 
+    /// `docker run` waits for the wait's headers before it starts the container: they must
+    /// leave before the body is ready.
+    #[tokio::test]
+    async fn late_body_headers_go_out_first() {
+        use crate::testutil::{read_head, read_to_end, serve};
+        use tokio::io::AsyncWriteExt as _;
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let done_rx = std::sync::Arc::new(std::sync::Mutex::new(Some(done_rx)));
+        let mut conn = serve(move |_req| {
+            let rx = done_rx.lock().unwrap().take().unwrap();
+            let late = Box::pin(async move {
+                let _ = rx.await;
+                json_bytes(&serde_json::json!({"StatusCode": 0}))
+            });
+            with_type(200, "application/json", Body::late(late))
+        });
+        conn.write_all(b"POST /containers/x/wait HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let head = read_head(&mut conn).await;
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        done_tx.send(()).unwrap();
+        let rest = String::from_utf8(read_to_end(&mut conn).await).unwrap();
+        assert!(rest.contains("{\"StatusCode\":0}\n"), "{rest}");
+    }
+
     #[test]
     fn not_modified_has_no_body() {
         let resp = error(&ApiError::new(304, "already started"));

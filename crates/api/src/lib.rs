@@ -22,6 +22,8 @@ pub mod log;
 pub mod query;
 pub mod router;
 pub mod server;
+#[cfg(test)]
+mod testutil;
 
 pub use error::{ApiError, Error, Result};
 pub use listen::{Host, TlsFiles};

@@ -72,6 +72,73 @@ pub fn respond(hijack: Hijack, upgrade: bool, on_upgrade: OnUpgrade) -> Resp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::{read_exact, read_head, read_to_end, serve};
+    use gorae_engine::engine::DuplexStream;
+    use hyper::Request;
+
+    /// Echoes what it reads until EOF, then says "bye" and closes.
+    fn echo() -> Hijack {
+        Hijack {
+            kind: StreamKind::Raw,
+            run: Box::new(|mut io: DuplexStream| {
+                Box::pin(async move {
+                    let mut buf = [0u8; 64];
+                    while let Ok(n @ 1..) = io.read(&mut buf).await {
+                        if io.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                    let _ = io.write_all(b"bye").await;
+                    let _ = io.shutdown().await;
+                })
+            }),
+        }
+    }
+
+    fn hijacking(mut req: Request<hyper::body::Incoming>) -> Resp {
+        let upgrade = wants_upgrade(req.headers());
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        respond(echo(), upgrade, on_upgrade)
+    }
+
+    #[tokio::test]
+    async fn upgrade_answers_101_then_carries_raw_bytes_both_ways() {
+        let mut conn = serve(hijacking);
+        conn.write_all(
+            b"POST /containers/x/attach?stream=1&stdin=1 HTTP/1.1\r\nHost: d\r\n\
+              Connection: Upgrade\r\nUpgrade: tcp\r\n\r\nearly",
+        )
+        .await
+        .unwrap();
+        let head = read_head(&mut conn).await.to_ascii_lowercase();
+        assert!(
+            head.starts_with("http/1.1 101 switching protocols\r\n"),
+            "{head}"
+        );
+        assert!(head.contains("\r\nupgrade: tcp\r\n"), "{head}");
+        assert!(head.contains("\r\nconnection: upgrade\r\n"), "{head}");
+        assert!(
+            head.contains("content-type: application/vnd.docker.raw-stream"),
+            "{head}"
+        );
+        // Bytes sent right behind the request are not lost in hyper's buffer.
+        assert_eq!(read_exact(&mut conn, 5).await, b"early");
+        conn.write_all(b"ping").await.unwrap();
+        assert_eq!(read_exact(&mut conn, 4).await, b"ping");
+        conn.shutdown().await.unwrap();
+        assert_eq!(read_to_end(&mut conn).await, b"bye");
+    }
+
+    #[tokio::test]
+    async fn without_upgrade_the_output_is_the_body_of_a_200() {
+        let mut conn = serve(hijacking);
+        conn.write_all(b"POST /exec/x/start HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let reply = String::from_utf8(read_to_end(&mut conn).await).unwrap();
+        assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+        assert!(reply.contains("\r\n\r\n3\r\nbye\r\n0\r\n\r\n"), "{reply}");
+    }
 
     #[test]
     fn upgrade_needs_both_headers() {
