@@ -449,3 +449,35 @@ fn socket_is_0660_and_removed_on_shutdown() {
     assert!(server.sock.parent().unwrap().exists());
     assert!(!server.sock.exists());
 }
+
+/// The real docker CLI against the server: the version negotiation through `/_ping`'s
+/// headers, then the JSON it decodes.
+fn docker(server: &TestServer, args: &[&str]) -> Option<(String, String)> {
+    let cli = std::path::Path::new("/usr/local/bin/docker");
+    if !cli.exists() {
+        eprintln!("no docker CLI at {}: skipped", cli.display());
+        return None;
+    }
+    let config = server._dir.path().join("docker-config");
+    let out = std::process::Command::new(cli)
+        .env("DOCKER_HOST", format!("unix://{}", server.sock.display()))
+        .env("DOCKER_CONFIG", &config)
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "docker {args:?}: {stdout}{stderr}");
+    Some((stdout, stderr))
+}
+
+#[test]
+fn docker_version_negotiates_through_ping() {
+    let server = TestServer::start();
+    let Some((out, _)) = docker(&server, &["version", "--format", "{{.Client.APIVersion}}"]) else {
+        return;
+    };
+    // The CLI speaks 1.50, the server 1.51: the CLI keeps its own.
+    assert_eq!(out.trim(), "1.50");
+    server.assert_alive();
+}
