@@ -267,6 +267,29 @@ impl ImageService {
         blocking(&self.store, move |s| archive::load(s, &tarball)).await
     }
 
+    /// `POST /images/create?fromSrc=-&repo=&tag=&changes=&message=` (`docker import`):
+    /// the rootfs tarball, spooled to a file by the API first. `repo` may carry the tag;
+    /// without `repo` the image is dangling. `changes` are Dockerfile instructions (CMD,
+    /// ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL, STOPSIGNAL, VOLUME); a bad one is a
+    /// 400 before anything is stored.
+    pub async fn import(
+        &self,
+        tarball: PathBuf,
+        repo: Option<&str>,
+        tag: Option<&str>,
+        changes: Vec<String>,
+        message: Option<String>,
+    ) -> Result<Vec<serde_json::Value>> {
+        let reference = match repo.filter(|r| !r.is_empty()) {
+            Some(repo) => Some(tag_target(repo, tag)?),
+            None => None,
+        };
+        blocking(&self.store, move |s| {
+            archive::import(s, &tarball, reference, changes, message)
+        })
+        .await
+    }
+
     /// `GET /images/get?names=` and `GET /images/{name}/get`: a docker-save tar stream.
     /// Unknown names fail before anything is sent.
     pub async fn save(&self, names: Vec<String>) -> Result<mpsc::Receiver<Bytes>> {

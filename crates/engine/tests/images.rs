@@ -492,6 +492,48 @@ async fn save_then_load_round_trips() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn import_takes_a_rootfs_tarball_with_changes() {
+    let f = Fixture::new();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), busybox_rootfs()).unwrap();
+    let changes = vec![r#"CMD ["sh"]"#.to_string(), "ENV B=2".to_string()];
+    let out = f
+        .service
+        .import(
+            file.path().to_path_buf(),
+            Some("imported"),
+            Some("1"),
+            changes,
+            None,
+        )
+        .await
+        .unwrap();
+    let id = out[0]["status"].as_str().unwrap().to_string();
+    assert!(id.starts_with("sha256:"), "{out:?}");
+    let i = f.service.inspect("imported:1").await.unwrap();
+    assert_eq!(i["Id"], id);
+    assert_eq!(i["Config"]["Env"], serde_json::json!(["B=2"]));
+    let out = f
+        .service
+        .import(file.path().to_path_buf(), None, None, vec![], None)
+        .await
+        .unwrap();
+    assert_eq!(f.list(&[("dangling", "true")]).await.len(), 1, "{out:?}");
+    let err = f
+        .service
+        .import(
+            file.path().to_path_buf(),
+            None,
+            None,
+            vec!["FROB x".into()],
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), 400, "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn prune_takes_dangling_images_unless_told_otherwise() {
     let f = Fixture::new();
     let kept = f.import(Some("busybox"), "A=1");

@@ -1,14 +1,14 @@
-//! `POST /images/load` and `GET /images/get`: gorae-image's archive code (docker-save and
-//! OCI archives) behind Docker's messages, with `save` streamed to the API in chunks from
-//! a blocking thread.
+//! `POST /images/load`, `GET /images/get` and `POST /images/create?fromSrc=` (import):
+//! gorae-image's archive code (docker-save and OCI archives, rootfs tarballs) behind
+//! Docker's messages, with `save` streamed to the API in chunks from a blocking thread.
 
 use std::io::{BufReader, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use gorae_image::archive::{self, SaveFormat};
-use gorae_image::Store;
+use gorae_image::archive::{self, ImportOptions, SaveFormat};
+use gorae_image::{Reference, Store};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
@@ -35,6 +35,30 @@ pub fn load(store: &Store, tarball: &PathBuf) -> Result<Vec<Value>> {
         }
     }
     Ok(lines.into_iter().map(|l| json!({"stream": l})).collect())
+}
+
+/// Imports a rootfs tarball (plain, gzip or zstd) as a one-layer image named `reference`
+/// (none: dangling) with Dockerfile-style `changes`; `{"status": "sha256:..."}` as docker
+/// answers `docker import`.
+pub fn import(
+    store: &Store,
+    tarball: &PathBuf,
+    reference: Option<Reference>,
+    changes: Vec<String>,
+    message: Option<String>,
+) -> Result<Vec<Value>> {
+    let file = std::fs::File::open(tarball).at(tarball)?;
+    let options = ImportOptions {
+        reference,
+        changes,
+        message,
+    };
+    let mut input = BufReader::with_capacity(1 << 20, file);
+    let record = archive::import(store, &mut input, &options).map_err(|e| match e {
+        gorae_image::Error::InvalidDocument { .. } => Error::InvalidParameter(e.to_string()),
+        e => Error::Image(e),
+    })?;
+    Ok(vec![json!({"status": record.id.to_string()})])
 }
 
 /// Starts writing the docker-save tarball of `names` (checked to exist by the caller).
