@@ -1,11 +1,17 @@
 //! The engine's I/O operations — logs, exec, stats, top, archive — as methods of [`Engine`].
-//! Each takes a [`crate::engine::ContainerView`] of the container and works from it without
-//! the engine's lock; the work itself is in the module of the same name.
+//! Each takes a [`ContainerView`] of the container and works from it without the engine's
+//! lock; the work itself is in the module of the same name.
+
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
 
 use bytes::Bytes;
+use nix::fcntl::OFlag;
 use tokio::sync::mpsc;
 
-use crate::engine::{Engine, Hijack, LogsOptions, StreamKind};
+use crate::engine::{ContainerView, Engine, Hijack, LogsOptions, StreamKind};
 use crate::error::{Error, Result};
 use crate::types::{ExecConfig, ExecInspect, ExecStartConfig};
 
@@ -37,83 +43,386 @@ impl Engine {
             tail: opts.tail,
             follow: opts.follow,
             raw,
-            poll_interval: std::time::Duration::from_millis(100),
+            poll_interval: Duration::from_millis(100),
         };
         let monitor_dir = view.monitor_dir.clone();
         let running = view.running;
         let alive = Box::new(move || running && crate::logs::monitor_alive(&monitor_dir));
-        let kind = if raw {
-            StreamKind::Raw
-        } else {
-            StreamKind::Multiplexed
-        };
-        Ok((kind, crate::logs::spawn_reader(view.log_path, read, alive)))
+        Ok((
+            stream_kind(raw),
+            crate::logs::spawn_reader(view.log_path, read, alive),
+        ))
     }
 
     /// `{"Titles": [...], "Processes": [[...]]}`.
-    pub async fn top(&self, _id: &str, _ps_args: Option<String>) -> Result<serde_json::Value> {
-        Err(not_yet("top"))
+    pub async fn top(&self, id: &str, ps_args: Option<String>) -> Result<serde_json::Value> {
+        let view = self.view(id).await?;
+        if !view.running {
+            return Err(not_running(&view));
+        }
+        let cgroup = crate::stats::cgroup(&view.cgroups_path, &view.id)
+            .ok_or_else(|| Error::Internal(format!("container {}: no cgroup", view.id)))?;
+        let pids = cgroup.pids().map_err(gorae_runtime::Error::from)?;
+        let args = ps_args.filter(|a| !a.trim().is_empty());
+        crate::top::top(&pids, args.as_deref().unwrap_or("-ef")).await
     }
 
     /// Docker's stats JSON, once (`stream` false) or every second.
     pub async fn stats(
         &self,
-        _id: &str,
-        _stream: bool,
-        _one_shot: bool,
+        id: &str,
+        stream: bool,
+        one_shot: bool,
     ) -> Result<mpsc::Receiver<serde_json::Value>> {
-        Err(not_yet("stats"))
+        use crate::stats::{sample, to_json};
+        let view = self.view(id).await?;
+        let (tx, rx) = mpsc::channel(4);
+        let cgroup = crate::stats::cgroup(&view.cgroups_path, &view.id);
+        let Some(cgroup) = cgroup.filter(|_| view.running) else {
+            let _ = tx.try_send(to_json(&view.name, &view.id, None, None, false));
+            return Ok(rx);
+        };
+        let v2 = crate::stats::is_v2(&cgroup);
+        tokio::spawn(async move {
+            let (name, id) = (view.name, view.id);
+            let mut prev = None;
+            if !stream && !one_shot {
+                // The client computes CPU% from precpu: give it a short, real interval.
+                prev = sample(&cgroup);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            loop {
+                let Some(now) = sample(&cgroup) else {
+                    if prev.is_none() {
+                        let _ = tx.send(to_json(&name, &id, None, None, v2)).await;
+                    }
+                    return;
+                };
+                if tx
+                    .send(to_json(&name, &id, Some(&now), prev.as_ref(), v2))
+                    .await
+                    .is_err()
+                    || !stream
+                {
+                    return;
+                }
+                prev = Some(now);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        Ok(rx)
     }
 
     /// `HEAD /containers/{id}/archive`: the `X-Docker-Container-Path-Stat` value (base64 JSON).
-    pub async fn archive_stat(&self, _id: &str, _path: &str) -> Result<String> {
-        Err(not_yet("archive"))
+    pub async fn archive_stat(&self, id: &str, path: &str) -> Result<String> {
+        let view = self.view(id).await?;
+        let root = self.container_root(&view).await?;
+        let target = open_target(&root, &view, path)?;
+        Ok(stat_header(&target))
     }
 
     /// `GET /containers/{id}/archive`: the stat header and a tar stream of the path.
     pub async fn archive_get(
         &self,
-        _id: &str,
-        _path: &str,
+        id: &str,
+        path: &str,
     ) -> Result<(String, mpsc::Receiver<Bytes>)> {
-        Err(not_yet("archive"))
+        let view = self.view(id).await?;
+        let root = self.container_root(&view).await?;
+        let target = open_target(&root, &view, path)?;
+        let header = stat_header(&target);
+        let (tx, rx) = mpsc::channel(8);
+        tokio::task::spawn_blocking(move || {
+            let _root = root;
+            let mut sink = ChannelWriter {
+                tx,
+                buf: Vec::new(),
+            };
+            // A failure mid-stream can only cut the tar short: the status is already sent.
+            let _ = crate::archive::write_tar(target, &mut sink);
+        });
+        Ok((header, rx))
     }
 
     /// `PUT /containers/{id}/archive`: extracts a tar stream under `path`.
     pub async fn archive_put(
         &self,
-        _id: &str,
-        _path: &str,
-        _no_overwrite_dir_non_dir: bool,
-        _body: mpsc::Receiver<Bytes>,
+        id: &str,
+        path: &str,
+        no_overwrite_dir_non_dir: bool,
+        body: mpsc::Receiver<Bytes>,
     ) -> Result<()> {
-        Err(not_yet("archive"))
+        let view = self.view(id).await?;
+        if view.host_config.readonly_rootfs {
+            return Err(Error::InvalidParameter(
+                "container rootfs is marked read-only".into(),
+            ));
+        }
+        let root = self.container_root(&view).await?;
+        // The extraction point is followed if it is a symlink, inside the container's root.
+        let dest_fd = crate::archive::open_under(&root.fd, path, OFlag::O_PATH)
+            .map_err(|e| not_found_or(e, &view, path))?;
+        let st =
+            nix::sys::stat::fstat(&dest_fd).map_err(|e| not_found_or(e.into(), &view, path))?;
+        if crate::archive::kind(&st) != nix::sys::stat::SFlag::S_IFDIR {
+            return Err(Error::InvalidParameter(
+                "extraction point is not a directory".into(),
+            ));
+        }
+        let dest = path.to_string();
+        let done = tokio::task::spawn_blocking(move || {
+            let reader = ChannelReader {
+                rx: body,
+                cur: Bytes::new(),
+            };
+            crate::archive::extract(&root.fd, &dest, no_overwrite_dir_non_dir, reader)
+        });
+        done.await
+            .map_err(|e| Error::Internal(format!("extracting the archive: {e}")))?
     }
 
     /// Returns the exec instance's id.
-    pub async fn exec_create(&self, _id: &str, _config: ExecConfig) -> Result<String> {
-        Err(not_yet("exec"))
+    pub async fn exec_create(&self, id: &str, config: ExecConfig) -> Result<String> {
+        let view = self.view(id).await?;
+        check_exec_target(&view)?;
+        if config.cmd.as_ref().is_none_or(|c| c.is_empty()) {
+            return Err(Error::InvalidParameter("No exec command specified".into()));
+        }
+        Ok(self.execs.insert(&view.id, config)?.id.clone())
     }
 
     /// Detached starts run in the background and return `None`; attached ones return the
     /// hijack to run.
     pub async fn exec_start(
         &self,
-        _exec_id: &str,
-        _config: ExecStartConfig,
+        exec_id: &str,
+        start: ExecStartConfig,
     ) -> Result<Option<Hijack>> {
-        Err(not_yet("exec"))
+        let inst = self.execs.get(exec_id)?;
+        let view = self.view(&inst.container_id).await?;
+        check_exec_target(&view)?;
+        inst.claim_start()?;
+        let launch = crate::exec::Launch {
+            runtime: self.config().runtime.clone(),
+            runtime_root: self.config().runtime_root(),
+            work_dir: self.config().run_dir.join("exec").join(&inst.id[..12]),
+        };
+        let prepared = prepare_exec(&inst, &view, &start, &launch);
+        if let Err(e) = prepared {
+            inst.finish(126);
+            return Err(e);
+        }
+        if start.detach {
+            tokio::spawn(crate::exec::run(inst, launch, None));
+            return Ok(None);
+        }
+        let kind = stream_kind(inst.config.tty);
+        Ok(Some(Hijack {
+            kind,
+            run: Box::new(move |conn| Box::pin(crate::exec::run(inst, launch, Some(conn)))),
+        }))
     }
 
-    pub async fn exec_resize(&self, _exec_id: &str, _height: u16, _width: u16) -> Result<()> {
-        Err(not_yet("exec"))
+    pub async fn exec_resize(&self, exec_id: &str, height: u16, width: u16) -> Result<()> {
+        self.execs.get(exec_id)?.resize(height, width)
     }
 
-    pub async fn exec_inspect(&self, _exec_id: &str) -> Result<ExecInspect> {
-        Err(not_yet("exec"))
+    pub async fn exec_inspect(&self, exec_id: &str) -> Result<ExecInspect> {
+        Ok(self.execs.get(exec_id)?.inspect())
+    }
+
+    /// The container's root as the I/O operations see it: `/proc/<pid>/root` while it runs,
+    /// else its rootfs, mounted for the while if it is not.
+    async fn container_root(&self, view: &ContainerView) -> Result<ContainerRoot> {
+        if let (true, Some(pid)) = (view.running, view.pid) {
+            let path = PathBuf::from(format!("/proc/{pid}/root"));
+            return ContainerRoot::open(path, None, None);
+        }
+        let lock = STOPPED_ROOTS.clone().lock_owned().await;
+        if is_mount_point(&view.rootfs) {
+            return ContainerRoot::open(view.rootfs.clone(), None, Some(lock));
+        }
+        let snapshots = gorae_image::layer::snapshot::Snapshots::open(
+            &gorae_image::DataRoot::new(&self.config().root),
+        )?;
+        snapshots.mount(&view.id, &view.rootfs)?;
+        ContainerRoot::open(view.rootfs.clone(), Some(snapshots), Some(lock))
     }
 }
 
-fn not_yet(what: &str) -> Error {
-    Error::NotImplemented(format!("{what} is not implemented yet"))
+/// Stopped containers' roots are mounted and unmounted one at a time.
+static STOPPED_ROOTS: LazyLock<Arc<tokio::sync::Mutex<()>>> = LazyLock::new(Arc::default);
+
+/// An open container root; unmounts it on drop when it was mounted for the operation.
+struct ContainerRoot {
+    fd: OwnedFd,
+    path: PathBuf,
+    mounted: Option<gorae_image::layer::snapshot::Snapshots>,
+    _lock: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl ContainerRoot {
+    fn open(
+        path: PathBuf,
+        mounted: Option<gorae_image::layer::snapshot::Snapshots>,
+        lock: Option<tokio::sync::OwnedMutexGuard<()>>,
+    ) -> Result<ContainerRoot> {
+        let opened = nix::fcntl::open(
+            &path,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        );
+        match opened {
+            Ok(fd) => Ok(ContainerRoot {
+                fd,
+                path,
+                mounted,
+                _lock: lock,
+            }),
+            Err(e) => {
+                if let Some(s) = &mounted {
+                    let _ = s.unmount(&path);
+                }
+                Err(Error::io(&path, e.into()))
+            }
+        }
+    }
+}
+
+impl Drop for ContainerRoot {
+    fn drop(&mut self) {
+        if let Some(snapshots) = &self.mounted {
+            let _ = snapshots.unmount(&self.path);
+        }
+    }
+}
+
+fn is_mount_point(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(dir), Some(Ok(parent))) = (
+        std::fs::symlink_metadata(path),
+        path.parent().map(std::fs::symlink_metadata),
+    ) else {
+        return false;
+    };
+    dir.dev() != parent.dev()
+}
+
+fn open_target(
+    root: &ContainerRoot,
+    view: &ContainerView,
+    path: &str,
+) -> Result<crate::archive::Target> {
+    crate::archive::open_target(&root.fd, path).map_err(|e| not_found_or(e, view, path))
+}
+
+/// Docker's 404 for a path that is not there, else the error as it is.
+fn not_found_or(e: std::io::Error, view: &ContainerView, path: &str) -> Error {
+    match e.raw_os_error() {
+        Some(libc::ENOENT) | Some(libc::ENOTDIR) => Error::NotFound(format!(
+            "Could not find the file {path} in container {}",
+            view.name
+        )),
+        _ => Error::Internal(format!("container {}: {path}: {e}", view.name)),
+    }
+}
+
+fn stat_header(target: &crate::archive::Target) -> String {
+    let stat = crate::archive::path_stat(target);
+    crate::archive::base64(&serde_json::to_vec(&stat).unwrap_or_default())
+}
+
+fn stream_kind(tty: bool) -> StreamKind {
+    if tty {
+        StreamKind::Raw
+    } else {
+        StreamKind::Multiplexed
+    }
+}
+
+fn not_running(view: &ContainerView) -> Error {
+    Error::Conflict(format!("Container {} is not running", view.id))
+}
+
+fn check_exec_target(view: &ContainerView) -> Result<()> {
+    if !view.running {
+        return Err(not_running(view));
+    }
+    if view.paused {
+        return Err(Error::Conflict(format!(
+            "Container {} is paused, unpause the container before exec",
+            view.id
+        )));
+    }
+    Ok(())
+}
+
+fn prepare_exec(
+    inst: &crate::exec::ExecInstance,
+    view: &ContainerView,
+    start: &ExecStartConfig,
+    launch: &crate::exec::Launch,
+) -> Result<()> {
+    let pid = view.pid.ok_or_else(|| not_running(view))?;
+    let target = crate::exec::Target {
+        container_id: view.id.clone(),
+        bundle: view.bundle.clone(),
+        root: PathBuf::from(format!("/proc/{pid}/root")),
+    };
+    let size = start
+        .console_size
+        .as_deref()
+        .or(inst.config.console_size.as_deref())
+        .and_then(|s| match s {
+            [h, w] => Some((*h, *w)),
+            _ => None,
+        });
+    let process = crate::exec::build_process(&target, &inst.config, size)?;
+    crate::exec::prepare(launch, &process)
+}
+
+/// Tar output to the response body in 64 KiB chunks.
+struct ChannelWriter {
+    tx: mpsc::Sender<Bytes>,
+    buf: Vec<u8>,
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= 64 * 1024 {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::take(&mut self.buf));
+        self.tx
+            .blocking_send(chunk)
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+    }
+}
+
+/// The request body as a blocking reader, for the tar extraction thread.
+struct ChannelReader {
+    rx: mpsc::Receiver<Bytes>,
+    cur: Bytes,
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(chunk) => self.cur = chunk,
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.cur.len());
+        out[..n].copy_from_slice(&self.cur.split_to(n));
+        Ok(n)
+    }
 }

@@ -13,6 +13,7 @@
 //! snapshots), oci-spec (the bundle's config.json), tokio (the daemon's async runtime:
 //! process spawning, timers, channels), `tar` (archive endpoints), serde for the Docker model.
 
+pub mod archive;
 pub mod config;
 pub mod engine;
 pub mod error;
@@ -20,6 +21,8 @@ pub mod exec;
 pub mod images;
 mod io_ops;
 pub mod logs;
+pub mod stats;
+pub mod top;
 pub mod types;
 
 pub use config::EngineConfig;

@@ -1,0 +1,333 @@
+//! Running one exec: the gorae-runc child, and the bytes between it (pipes or the pty master)
+//! and the hijacked connection.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixListener;
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+use super::{fdpass, runtime_error, start_failure_code, ExecInstance, Launch};
+use crate::engine::DuplexStream;
+use crate::error::{Error, Result};
+use crate::logs::{frame, Stream};
+
+/// Runs the exec to its end; returns its exit code. An exec that cannot be started says why
+/// on the stream.
+pub async fn run(inst: &Arc<ExecInstance>, launch: &Launch, conn: Option<DuplexStream>) -> i64 {
+    let (reader, out) = split(conn);
+    match start(inst, launch, reader, out.clone()).await {
+        Ok(code) => code,
+        Err(e) => {
+            if let Some(out) = &out {
+                let _ = out
+                    .send(message(inst.config.tty, &format!("{e}\r\n")))
+                    .await;
+            }
+            126
+        }
+    }
+}
+
+async fn start(inst: &Arc<ExecInstance>, launch: &Launch, reader: Reader, out: Out) -> Result<i64> {
+    let tty = inst.config.tty;
+    let socket = launch.file("console.sock");
+    let listener = if tty {
+        let _ = std::fs::remove_file(&socket);
+        Some(UnixListener::bind(&socket).map_err(|e| Error::io(&socket, e))?)
+    } else {
+        None
+    };
+    let want_stdin = inst.config.attach_stdin && reader.is_some();
+    let mut cmd = Command::new(&launch.runtime);
+    cmd.arg("--root")
+        .arg(&launch.runtime_root)
+        .arg("--log")
+        .arg(launch.file("runtime.log"))
+        .arg("--log-format")
+        .arg("json")
+        .arg("exec")
+        .arg("--process")
+        .arg(launch.file("process.json"))
+        .arg("--pid-file")
+        .arg(launch.file("pid"));
+    if tty {
+        cmd.arg("--console-socket").arg(&socket);
+    }
+    cmd.arg(&inst.container_id)
+        .stdin(if want_stdin && !tty {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().map_err(|e| Error::io(&launch.runtime, e))?;
+    let pid_watch = tokio::spawn(watch_pid(inst.clone(), launch.file("pid")));
+    let status = match listener {
+        Some(listener) => run_tty(inst, child, listener, reader, out.clone()).await,
+        None => run_pipes(inst, child, reader, out.clone()).await,
+    };
+    pid_watch.abort();
+    let code = status?;
+    Ok(match runtime_error(&launch.file("runtime.log")) {
+        Some(e) => start_failure_code(&e),
+        None => code,
+    })
+}
+
+type Reader = Option<tokio::io::ReadHalf<DuplexStream>>;
+type Out = Option<mpsc::Sender<Bytes>>;
+
+/// The connection's read half, and a channel to a task that writes (and at the end shuts
+/// down) its write half, so that both output streams can write without a lock.
+fn split(conn: Option<DuplexStream>) -> (Reader, Out) {
+    let Some(conn) = conn else {
+        return (None, None);
+    };
+    let (reader, mut writer) = tokio::io::split(conn);
+    let (tx, mut rx) = mpsc::channel::<Bytes>(32);
+    tokio::spawn(async move {
+        while let Some(chunk) = rx.recv().await {
+            if writer.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+        let _ = writer.shutdown().await;
+    });
+    (Some(reader), Some(tx))
+}
+
+/// The text as it appears on the stream: stderr frame, or raw with a tty.
+fn message(tty: bool, text: &str) -> Bytes {
+    if tty {
+        return Bytes::copy_from_slice(text.as_bytes());
+    }
+    let mut out = BytesMut::new();
+    frame(&mut out, Stream::Stderr, text.as_bytes());
+    out.freeze()
+}
+
+async fn watch_pid(inst: Arc<ExecInstance>, path: std::path::PathBuf) {
+    for _ in 0..500 {
+        if let Ok(text) = tokio::fs::read_to_string(&path).await {
+            if let Ok(pid) = text.trim().parse::<i64>() {
+                inst.set_pid(pid);
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn exit_code(status: std::process::ExitStatus) -> i64 {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => i64::from(code),
+        (None, Some(sig)) => 128 + i64::from(sig),
+        _ => 126,
+    }
+}
+
+async fn run_pipes(
+    inst: &Arc<ExecInstance>,
+    mut child: Child,
+    reader: Reader,
+    out: Out,
+) -> Result<i64> {
+    let stdin = child.stdin.take();
+    let stdin_task = match (stdin, reader) {
+        (Some(mut stdin), Some(mut reader)) => Some(tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut reader, &mut stdin).await;
+            let _ = stdin.shutdown().await;
+        })),
+        _ => None,
+    };
+    let keep = |on: bool| if on { out.clone() } else { None };
+    let stdout = child.stdout.take().map(|s| {
+        tokio::spawn(copy_framed(
+            s,
+            Stream::Stdout,
+            keep(inst.config.attach_stdout),
+        ))
+    });
+    let stderr = child.stderr.take().map(|s| {
+        tokio::spawn(copy_framed(
+            s,
+            Stream::Stderr,
+            keep(inst.config.attach_stderr),
+        ))
+    });
+    let status = child
+        .wait()
+        .await
+        .map_err(|e| Error::Internal(format!("waiting for exec {}: {e}", inst.id)));
+    for task in [stdout, stderr].into_iter().flatten() {
+        let _ = task.await;
+    }
+    if let Some(task) = stdin_task {
+        task.abort();
+    }
+    Ok(exit_code(status?))
+}
+
+/// Copies a pipe to the connection in docker frames (or discards it when not attached).
+async fn copy_framed(mut pipe: impl AsyncRead + Unpin, stream: Stream, out: Out) {
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let n = match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if let Some(tx) = &out {
+            let mut chunk = BytesMut::with_capacity(n + 8);
+            frame(&mut chunk, stream, &buf[..n]);
+            // A client gone away must not stop the process from running to its end.
+            let _ = tx.send(chunk.freeze()).await;
+        }
+    }
+}
+
+async fn run_tty(
+    inst: &Arc<ExecInstance>,
+    mut child: Child,
+    listener: UnixListener,
+    reader: Reader,
+    out: Out,
+) -> Result<i64> {
+    let mut errors = child.stderr.take();
+    let mut child_out = child.stdout.take();
+    let master = tokio::select! {
+        master = receive_console(&listener) => Some(master?),
+        _ = child.wait() => None,
+    };
+    drop(listener);
+    let Some(master) = master else {
+        // The runtime failed before the process had a tty: pass its error on.
+        forward_raw(&mut errors, &out).await;
+        forward_raw(&mut child_out, &out).await;
+        let status = child
+            .wait()
+            .await
+            .map_err(|e| Error::Internal(format!("exec {}: {e}", inst.id)))?;
+        return Ok(exit_code(status));
+    };
+    let resize_fd = master.try_clone().map_err(|e| {
+        Error::Internal(format!("exec {}: duplicating the pty master: {e}", inst.id))
+    })?;
+    inst.set_console(Some(Arc::new(resize_fd)));
+    apply_initial_size(inst, &master);
+    let flags =
+        fcntl(&master, FcntlArg::F_GETFL).map_err(|e| Error::Internal(format!("pty: {e}")))?;
+    fcntl(
+        &master,
+        FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
+    )
+    .map_err(|e| Error::Internal(format!("pty: {e}")))?;
+    let master =
+        Arc::new(fdpass::register(master).map_err(|e| Error::Internal(format!("pty: {e}")))?);
+    let input = reader.map(|r| tokio::spawn(copy_to_pty(r, master.clone())));
+    let output = tokio::spawn(copy_from_pty(master.clone(), out.clone()));
+    let status = child
+        .wait()
+        .await
+        .map_err(|e| Error::Internal(format!("exec {}: {e}", inst.id)));
+    let _ = output.await;
+    if let Some(task) = input {
+        task.abort();
+    }
+    forward_raw(&mut errors, &out).await;
+    inst.set_console(None);
+    Ok(exit_code(status?))
+}
+
+fn apply_initial_size(inst: &ExecInstance, master: &OwnedFd) {
+    if let Some([h, w]) = inst.config.console_size.as_deref() {
+        let _ = gorae_runtime::sys::set_window_size(master.as_fd(), *h as u16, *w as u16);
+    }
+}
+
+async fn receive_console(listener: &UnixListener) -> Result<OwnedFd> {
+    let (stream, _) = listener
+        .accept()
+        .await
+        .map_err(|e| Error::Internal(format!("console socket: {e}")))?;
+    loop {
+        stream
+            .readable()
+            .await
+            .map_err(|e| Error::Internal(format!("console socket: {e}")))?;
+        match stream.try_io(tokio::io::Interest::READABLE, || {
+            fdpass::recv_fd(stream.as_fd())
+        }) {
+            Ok(Some(fd)) => return Ok(fd),
+            Ok(None) => {
+                return Err(Error::Internal(
+                    "console socket: no pty master was sent".into(),
+                ))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(Error::Internal(format!("console socket: {e}"))),
+        }
+    }
+}
+
+async fn forward_raw(pipe: &mut Option<impl AsyncRead + Unpin>, out: &Out) {
+    let Some(pipe) = pipe else { return };
+    let mut text = Vec::new();
+    let _ = pipe.take(64 * 1024).read_to_end(&mut text).await;
+    if let (Some(tx), false) = (out, text.is_empty()) {
+        let _ = tx.send(Bytes::from(text)).await;
+    }
+}
+
+/// pty output until the process side is gone (EIO once every slave fd is closed).
+async fn copy_from_pty(master: Arc<AsyncFd<OwnedFd>>, out: Out) {
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let Ok(mut guard) = master.readable().await else {
+            return;
+        };
+        match guard
+            .try_io(|fd| nix::unistd::read(fd.get_ref(), &mut buf).map_err(std::io::Error::from))
+        {
+            Ok(Ok(0)) | Ok(Err(_)) => return,
+            Ok(Ok(n)) => {
+                if let Some(tx) = &out {
+                    let _ = tx.send(Bytes::copy_from_slice(&buf[..n])).await;
+                }
+            }
+            Err(_would_block) => continue,
+        }
+    }
+}
+
+async fn copy_to_pty(mut reader: tokio::io::ReadHalf<DuplexStream>, master: Arc<AsyncFd<OwnedFd>>) {
+    let mut buf = vec![0u8; 8 * 1024];
+    loop {
+        let n = match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let mut data = &buf[..n];
+        while !data.is_empty() {
+            let Ok(mut guard) = master.writable().await else {
+                return;
+            };
+            match guard
+                .try_io(|fd| nix::unistd::write(fd.get_ref(), data).map_err(std::io::Error::from))
+            {
+                Ok(Ok(w)) => data = &data[w..],
+                Ok(Err(_)) => return,
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
