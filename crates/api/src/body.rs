@@ -21,7 +21,12 @@ pub type BoxFuture = Pin<Box<dyn Future<Output = Bytes> + Send>>;
 /// The one body type every handler answers with.
 pub struct Body {
     kind: Kind,
+    /// Ends an endless stream (events, followed logs, stats) early: daemon shutdown.
+    end: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
+
+/// Completes when the server shuts down.
+pub type Shutdown = tokio::sync::watch::Receiver<bool>;
 
 enum Kind {
     Empty,
@@ -31,28 +36,38 @@ enum Kind {
 }
 
 impl Body {
+    fn of(kind: Kind) -> Body {
+        Body { kind, end: None }
+    }
+
     pub fn empty() -> Body {
-        Body { kind: Kind::Empty }
+        Body::of(Kind::Empty)
     }
 
     pub fn full(bytes: impl Into<Bytes>) -> Body {
-        Body {
-            kind: Kind::Full(Some(bytes.into())),
-        }
+        Body::of(Kind::Full(Some(bytes.into())))
     }
 
     /// Each message is sent as it arrives; the body ends when every sender is gone.
     pub fn channel(rx: mpsc::Receiver<Bytes>) -> Body {
-        Body {
-            kind: Kind::Channel(rx),
-        }
+        Body::of(Kind::Channel(rx))
     }
 
     /// One chunk, sent when `future` completes; the headers go out before.
     pub fn late(future: BoxFuture) -> Body {
-        Body {
-            kind: Kind::Late(Some(future)),
-        }
+        Body::of(Kind::Late(Some(future)))
+    }
+
+    /// The body ends (cleanly, as Docker's event stream does) when the server shuts down.
+    pub fn until(mut self, mut stop: Shutdown) -> Body {
+        self.end = Some(Box::pin(async move {
+            while !*stop.borrow_and_update() {
+                if stop.changed().await.is_err() {
+                    return;
+                }
+            }
+        }));
+        self
     }
 }
 
@@ -65,7 +80,14 @@ impl hyper::body::Body for Body {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let data = |b: Bytes| Poll::Ready(Some(Ok(Frame::data(b))));
-        match &mut self.get_mut().kind {
+        let this = self.get_mut();
+        if let Some(end) = &mut this.end {
+            if end.as_mut().poll(cx).is_ready() {
+                this.kind = Kind::Empty;
+                this.end = None;
+            }
+        }
+        match &mut this.kind {
             Kind::Empty => Poll::Ready(None),
             Kind::Full(bytes) => match bytes.take() {
                 Some(b) => data(b),
@@ -149,7 +171,12 @@ pub fn error(e: &ApiError) -> Resp {
 }
 
 /// A stream of JSON objects, one per line, as Docker sends events, stats and progress.
-pub fn json_stream<T: Serialize + Send + 'static>(mut rx: mpsc::Receiver<T>) -> Resp {
+pub fn json_stream<T: Serialize + Send + 'static>(rx: mpsc::Receiver<T>) -> Resp {
+    with_type(200, "application/json", json_lines(rx))
+}
+
+/// The body of [`json_stream`].
+pub fn json_lines<T: Serialize + Send + 'static>(mut rx: mpsc::Receiver<T>) -> Body {
     let (tx, out) = mpsc::channel(16);
     tokio::spawn(async move {
         while let Some(item) = rx.recv().await {
@@ -160,7 +187,7 @@ pub fn json_stream<T: Serialize + Send + 'static>(mut rx: mpsc::Receiver<T>) -> 
             }
         }
     });
-    with_type(200, "application/json", Body::channel(out))
+    Body::channel(out)
 }
 
 pub fn bytes_stream(content_type: &'static str, rx: mpsc::Receiver<Bytes>) -> Resp {
@@ -181,6 +208,26 @@ mod tests {
         drop(tx);
         let collected = Body::channel(rx).collect().await.unwrap().to_bytes();
         assert_eq!(&collected[..], b"ab");
+    }
+
+    #[tokio::test]
+    async fn an_endless_stream_ends_at_shutdown() {
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let (tx, rx) = mpsc::channel(4);
+        tx.send(Bytes::from_static(b"event\n")).await.unwrap();
+        let body = Body::channel(rx).until(stop);
+        let collecting = tokio::spawn(body.collect());
+        tokio::task::yield_now().await;
+        stop_tx.send(true).unwrap();
+        let collected = tokio::time::timeout(std::time::Duration::from_secs(20), collecting)
+            .await
+            .expect("the stream ended")
+            .unwrap()
+            .unwrap()
+            .to_bytes();
+        // `tx` is still open: the body ended because of the shutdown alone.
+        assert!(collected.is_empty() || &collected[..] == b"event\n");
+        drop(tx);
     }
 
     #[tokio::test]

@@ -219,9 +219,11 @@ where
         mut stop,
         alive,
     } = ctx;
+    let stop_streams = stop.clone();
     let service = service_fn(move |req| {
         let engine = engine.clone();
-        async move { Ok::<_, Infallible>(serve_request(engine, req).await) }
+        let stop = stop_streams.clone();
+        async move { Ok::<_, Infallible>(serve_request(engine, stop, req).await) }
     });
     // half_close: a client that shuts its write side after the request (nc -N, scripts)
     // still gets its answer.
@@ -245,10 +247,10 @@ where
     drop(alive);
 }
 
-async fn serve_request(engine: Arc<Engine>, req: Request<Incoming>) -> Resp {
+async fn serve_request(engine: Arc<Engine>, stop: body::Shutdown, req: Request<Incoming>) -> Resp {
     let method = req.method().clone();
     let uri = req.uri().clone();
-    let mut resp = match tokio::spawn(crate::handlers::handle(engine, req)).await {
+    let mut resp = match tokio::spawn(crate::handlers::handle(engine, stop, req)).await {
         Ok(resp) => resp,
         Err(e) => {
             log::error(format_args!("{method} {uri}: the handler failed: {e}"));

@@ -14,7 +14,7 @@ use hyper::Request;
 use tokio::sync::mpsc;
 
 use super::hijack;
-use crate::body::{self, Body, Resp};
+use crate::body::{self, Body, Resp, Shutdown};
 use crate::decode::{json_body, Empty};
 use crate::error::ApiError;
 use crate::query::Query;
@@ -48,6 +48,7 @@ pub async fn operate(
     op: ContainerOp,
     q: &Query,
     req: Request<Incoming>,
+    stop: Shutdown,
 ) -> Result<Resp, ApiError> {
     use ContainerOp::*;
     let done = body::no_content(204);
@@ -74,7 +75,7 @@ pub async fn operate(
             engine.remove(id, q.flag("force"), q.flag("v")).await?;
             done
         }
-        Logs => logs(engine, id, q).await?,
+        Logs => logs(engine, id, q, stop).await?,
         Attach => attach(engine, id, q, req).await?,
         Resize => {
             let (h, w) = (q.required_number("h")?, q.required_number("w")?);
@@ -89,7 +90,8 @@ pub async fn operate(
             let rx = engine
                 .stats(id, q.flag_or("stream", true), q.flag("one-shot"))
                 .await?;
-            body::json_stream(rx)
+            let stream = body::json_lines(rx).until(stop);
+            body::with_type(200, "application/json", stream)
         }
         Pause => {
             engine.pause(id).await?;
@@ -146,7 +148,7 @@ async fn wait(engine: &Arc<Engine>, id: &str, q: &Query) -> Result<Resp, ApiErro
     Ok(body::with_type(200, "application/json", Body::late(late)))
 }
 
-async fn logs(engine: &Arc<Engine>, id: &str, q: &Query) -> Result<Resp, ApiError> {
+async fn logs(engine: &Arc<Engine>, id: &str, q: &Query, stop: Shutdown) -> Result<Resp, ApiError> {
     let opts = LogsOptions {
         follow: q.flag("follow"),
         stdout: q.flag("stdout"),
@@ -162,7 +164,8 @@ async fn logs(engine: &Arc<Engine>, id: &str, q: &Query) -> Result<Resp, ApiErro
         ));
     }
     let (kind, rx) = engine.logs(id, opts).await?;
-    Ok(body::bytes_stream(hijack::content_type(kind), rx))
+    let stream = Body::channel(rx).until(stop);
+    Ok(body::with_type(200, hijack::content_type(kind), stream))
 }
 
 /// "all" (or nothing, or a negative number): every line.

@@ -14,19 +14,24 @@ use gorae_engine::Engine;
 use hyper::body::Incoming;
 use hyper::Request;
 
-use crate::body::{self, Resp};
+use crate::body::{self, Resp, Shutdown};
 use crate::error::ApiError;
 use crate::query::Query;
 use crate::router::{self, Route};
 
-pub async fn handle(engine: Arc<Engine>, req: Request<Incoming>) -> Resp {
-    match dispatch(&engine, req).await {
+/// `stop` ends the endless streams (events, followed logs, streamed stats) at shutdown.
+pub async fn handle(engine: Arc<Engine>, stop: Shutdown, req: Request<Incoming>) -> Resp {
+    match dispatch(&engine, stop, req).await {
         Ok(resp) => resp,
         Err(e) => body::error(&e),
     }
 }
 
-async fn dispatch(engine: &Arc<Engine>, req: Request<Incoming>) -> Result<Resp, ApiError> {
+async fn dispatch(
+    engine: &Arc<Engine>,
+    stop: Shutdown,
+    req: Request<Incoming>,
+) -> Result<Resp, ApiError> {
     let (_version, route) = router::route(req.method(), req.uri().path())?;
     let q = Query::parse(req.uri().query().unwrap_or(""));
     match route {
@@ -34,11 +39,11 @@ async fn dispatch(engine: &Arc<Engine>, req: Request<Incoming>) -> Result<Resp, 
         Route::Version => Ok(body::json(200, &engine.version())),
         Route::Info => Ok(body::json(200, &engine.info().await?)),
         Route::SystemDf => Ok(body::json(200, &engine.system_df().await?)),
-        Route::Events => system::events(engine, &q),
+        Route::Events => system::events(engine, &q, stop),
         Route::ContainerCreate => containers::create(engine, &q, req).await,
         Route::ContainerList => containers::list(engine, &q).await,
         Route::ContainerPrune => Ok(body::json(200, &engine.prune(q.filters()?).await?)),
-        Route::Container(id, op) => containers::operate(engine, &id, op, &q, req).await,
+        Route::Container(id, op) => containers::operate(engine, &id, op, &q, req, stop).await,
         Route::ExecStart(id) => exec::start(engine, &id, req).await,
         Route::ExecResize(id) => exec::resize(engine, &id, &q).await,
         Route::ExecInspect(id) => Ok(body::json(200, &engine.exec_inspect(&id).await?)),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use gorae_engine::Engine;
 use hyper::header::{HeaderValue, CACHE_CONTROL, PRAGMA};
 
-use crate::body::{self, Body, Resp};
+use crate::body::{self, Body, Resp, Shutdown};
 use crate::error::ApiError;
 use crate::query::Query;
 
@@ -26,9 +26,10 @@ pub fn ping(head: bool) -> Resp {
     resp
 }
 
-pub fn events(engine: &Arc<Engine>, q: &Query) -> Result<Resp, ApiError> {
+pub fn events(engine: &Arc<Engine>, q: &Query, stop: Shutdown) -> Result<Resp, ApiError> {
     let since = q.number::<f64>("since")?;
     let until = q.number::<f64>("until")?;
     let rx = engine.events(since, until, q.filters()?)?;
-    Ok(body::json_stream(rx))
+    let stream = body::json_lines(rx).until(stop);
+    Ok(body::with_type(200, "application/json", stream))
 }
