@@ -119,11 +119,25 @@ pub struct DiskUsage {
 
 pub struct ImageService {
     store: Arc<Store>,
+    /// One pull at a time per repository: two pulls writing the same layer would collide
+    /// on its ingest (the store refuses a second writer); the second one waits and then
+    /// finds the layers there.
+    pulling: std::sync::Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl ImageService {
     pub fn new(store: Arc<Store>) -> ImageService {
-        ImageService { store }
+        ImageService {
+            store,
+            pulling: Default::default(),
+        }
+    }
+
+    fn pull_lock(&self, reference: &Reference) -> Arc<tokio::sync::Mutex<()>> {
+        let mut pulling = self.pulling.lock().unwrap_or_else(|e| e.into_inner());
+        // Locks nobody holds or waits for are dropped, so the map stays small.
+        pulling.retain(|_, lock| Arc::strong_count(lock) > 1);
+        pulling.entry(reference.name()).or_default().clone()
     }
 
     pub fn store(&self) -> &Arc<Store> {
@@ -236,7 +250,8 @@ impl ImageService {
             None => Platform::host(),
         };
         let credentials = auth.as_ref().and_then(RegistryAuth::credentials);
-        transfer::pull(self.store.clone(), reference, platform, credentials).await
+        let turn = self.pull_lock(&reference).lock_owned().await;
+        transfer::pull(self.store.clone(), reference, platform, credentials, turn).await
     }
 
     /// `POST /images/{name}/push?tag=`: without a tag (in `name` or `tag`), every local tag

@@ -428,6 +428,124 @@ async fn push_then_pull_back_with_docker_progress() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn concurrent_pulls_of_one_image_both_succeed() {
+    let registry = registry::TestRegistry::start();
+    let f = Fixture::new();
+    let name = format!("{}/test/busybox:1", registry.host());
+    f.import(Some(&name), "A=1");
+    no_errors(&drain(f.service.push(&name, None, None).await.unwrap()).await);
+
+    let g = Arc::new(Fixture::new());
+    let pulls: Vec<_> = (0..3)
+        .map(|_| {
+            let (g, name) = (g.clone(), name.clone());
+            tokio::spawn(async move {
+                drain(g.service.pull(&name, None, None, None).await.unwrap()).await
+            })
+        })
+        .collect();
+    let mut last_lines = Vec::new();
+    for pull in pulls {
+        let messages = pull.await.unwrap();
+        no_errors(&messages);
+        last_lines.push(statuses(&messages).pop().unwrap());
+    }
+    let downloaded = last_lines
+        .iter()
+        .filter(|l| l.starts_with("Status: Downloaded newer image"))
+        .count();
+    assert_eq!(downloaded, 1, "{last_lines:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_come_from_the_client() {
+    let registry = registry::TestRegistry::with_basic_auth("alice", "secret");
+    let f = Fixture::new();
+    let name = format!("{}/private/busybox:1", registry.host());
+    f.import(Some(&name), "A=1");
+    let auth = gorae_engine::images::RegistryAuth {
+        username: "alice".into(),
+        password: "secret".into(),
+        ..Default::default()
+    };
+
+    let refused = drain(f.service.push(&name, None, None).await.unwrap()).await;
+    let error = refused.last().unwrap();
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap()
+            .contains("authentication required"),
+        "{refused:#?}"
+    );
+    assert_eq!(error["errorDetail"]["message"], error["error"]);
+    let pushed = drain(
+        f.service
+            .push(&name, None, Some(auth.clone()))
+            .await
+            .unwrap(),
+    )
+    .await;
+    no_errors(&pushed);
+
+    let g = Fixture::new();
+    assert!(g.service.pull(&name, None, None, None).await.is_err());
+    let pulled = drain(g.service.pull(&name, None, None, Some(auth)).await.unwrap()).await;
+    no_errors(&pulled);
+    assert!(statuses(&pulled)
+        .last()
+        .unwrap()
+        .starts_with("Status: Downloaded newer image"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn digest_references_go_with_the_repository_s_last_tag() {
+    let registry = registry::TestRegistry::start();
+    let f = Fixture::new();
+    let repo = format!("{}/test/busybox", registry.host());
+    let record = f.import(Some(&format!("{repo}:1")), "A=1");
+    no_errors(&drain(f.service.push(&repo, Some("1"), None).await.unwrap()).await);
+
+    let g = Fixture::new();
+    let digest = record.manifest.digest.to_string();
+    let by_digest = drain(
+        g.service
+            .pull(&repo, Some(&digest), None, None)
+            .await
+            .unwrap(),
+    )
+    .await;
+    no_errors(&by_digest);
+    assert_eq!(by_digest[0]["id"], digest);
+    let s = statuses(&by_digest);
+    assert_eq!(
+        s.last().unwrap(),
+        &format!("Status: Downloaded newer image for {repo}@{digest}")
+    );
+    let listed = g.list(&[]).await;
+    assert_eq!(listed[0]["RepoTags"], serde_json::json!([]));
+    assert_eq!(
+        listed[0]["RepoDigests"],
+        serde_json::json!([format!("{repo}@{digest}")])
+    );
+
+    no_errors(&drain(g.service.pull(&repo, Some("1"), None, None).await.unwrap()).await);
+    let out = g
+        .service
+        .remove(&format!("{repo}:1"), false, false, &none())
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        vec![
+            serde_json::json!({"Untagged": format!("{repo}:1")}),
+            serde_json::json!({"Untagged": format!("{repo}@{digest}")}),
+            serde_json::json!({"Deleted": record.id.to_string()}),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn pull_from_a_registry_that_is_gone_fails_the_request() {
     let f = Fixture::new();
     let port = {

@@ -28,6 +28,7 @@ pub async fn pull(
     reference: Reference,
     platform: Platform,
     credentials: Option<Credentials>,
+    turn: tokio::sync::OwnedMutexGuard<()>,
 ) -> Result<mpsc::Receiver<Value>> {
     let name = reference.to_string();
     let before = blocking(&store, move |s| {
@@ -44,7 +45,10 @@ pub async fn pull(
     };
     let task_reference = reference.clone();
     let mut task: Task<ImageRecord> = run(move || async move {
-        registry::pull_as(&store, &task_reference, &options, credentials.as_ref()).await
+        let pulled =
+            registry::pull_as(&store, &task_reference, &options, credentials.as_ref()).await;
+        drop(turn); // the next pull of this repository may start
+        pulled
     });
     let (first, done) = tokio::select! {
         biased;
