@@ -6,7 +6,9 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use gorae_image::{DataRoot, Store};
 
-use crate::{archive_cmd, daemon_cmd, images_cmd, registry_cmd, transfer_cmd};
+use crate::{
+    archive_cmd, container_cmd, daemon_cmd, images_cmd, registry_cmd, system_cmd, transfer_cmd,
+};
 
 #[derive(Parser)]
 #[command(
@@ -30,6 +32,10 @@ pub struct Global {
     /// A registry (host[:port]) to reach over plain http. Repeatable. localhost always may.
     #[arg(long = "insecure-registry", global = true, value_name = "HOST")]
     pub insecure_registries: Vec<String>,
+    /// The daemon to talk to (unix:///path or tcp://host:port) [default: the data root's
+    /// socket].
+    #[arg(short = 'H', long = "host", env = "GORAE_HOST")]
+    pub host: Option<String>,
 }
 
 impl Global {
@@ -70,6 +76,10 @@ pub enum Command {
     /// Run an OCI distribution registry.
     #[command(subcommand)]
     Registry(registry_cmd::RegistryCommand),
+    #[command(flatten)]
+    Containers(container_cmd::Command),
+    #[command(flatten)]
+    System(system_cmd::Command),
     /// Run the engine: serve the Docker Engine API until SIGTERM or SIGINT.
     Daemon(daemon_cmd::DaemonArgs),
 }
@@ -117,6 +127,8 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => archive_cmd::load(g, a),
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => archive_cmd::import(g, a),
         Command::Registry(c) => registry_cmd::dispatch(g, c),
+        Command::Containers(c) => container_cmd::dispatch(g, c),
+        Command::System(c) => system_cmd::dispatch(g, c),
         Command::Daemon(a) => daemon_cmd::run(g, a),
     }
 }

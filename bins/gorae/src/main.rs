@@ -8,10 +8,12 @@
 
 mod archive_cmd;
 mod cli;
+mod container_cmd;
 mod daemon_cmd;
 mod format;
 mod images_cmd;
 mod registry_cmd;
+mod system_cmd;
 mod transfer_cmd;
 
 use std::process::ExitCode;
@@ -31,6 +33,9 @@ fn main() -> ExitCode {
     match cli::dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            if let Some(code) = container_cmd::report(&e) {
+                return ExitCode::from(code);
+            }
             eprintln!("gorae: {e:#}");
             ExitCode::from(1)
         }

@@ -49,8 +49,7 @@ impl Host {
         } else if let Some(addr) = text.strip_prefix("tcp://") {
             let addr = addr.trim_end_matches('/');
             if !addr.is_empty() {
-                let with_port = if addr.rsplit_once(':').is_some_and(|(_, p)| !p.contains(']'))
-                {
+                let with_port = if addr.rsplit_once(':').is_some_and(|(_, p)| !p.contains(']')) {
                     addr.to_string()
                 } else {
                     format!("{addr}:2375")
@@ -302,7 +301,9 @@ impl Client {
 
     /// GET a JSON document.
     pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
-        let response = self.send(Method::GET, path, RequestBody::Empty, &[]).await?;
+        let response = self
+            .send(Method::GET, path, RequestBody::Empty, &[])
+            .await?;
         self.read_json(path, response).await
     }
 
@@ -344,7 +345,9 @@ impl Client {
 
     /// The raw body of a GET, whole (inspect output keeps the daemon's field order).
     pub async fn get_bytes(&self, path: &str) -> Result<Bytes> {
-        let response = self.send(Method::GET, path, RequestBody::Empty, &[]).await?;
+        let response = self
+            .send(Method::GET, path, RequestBody::Empty, &[])
+            .await?;
         Ok(response
             .into_body()
             .collect()
