@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
 use crate::config::EngineConfig;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::types::*;
 
 /// A connection the API has upgraded (hijacked): raw bytes both ways.
@@ -96,6 +96,13 @@ pub struct Engine {
     images: crate::images::ImageService,
     /// Exec instances by id (owned by `crate::exec`).
     pub(crate) execs: crate::exec::Execs,
+    pub(crate) containers: crate::container::Containers,
+    pub(crate) events: crate::events::EventBus,
+    /// This engine, for the tasks it spawns (exit waiters, restarts): they hold it weakly,
+    /// so dropping the engine releases the data root even while containers run.
+    pub(crate) me: std::sync::Weak<Engine>,
+    /// The exclusive flock on `<root>/engine.lock`, held for the engine's life.
+    _lock: nix::fcntl::Flock<std::fs::File>,
 }
 
 /// A copy of what the I/O operations (logs, exec, stats, top, archive) need to know about a
@@ -127,12 +134,19 @@ impl Engine {
     /// containers it finds: those whose monitors are alive are running, the exits that
     /// happened meanwhile are recorded, restart policies are applied.
     pub async fn open(config: EngineConfig) -> Result<Arc<Engine>> {
+        let lock = crate::container::restore::lock_root(&config)?;
         let store = Arc::new(gorae_image::Store::open(&config.root)?);
-        Ok(Arc::new(Engine {
+        let engine = Arc::new_cyclic(|me| Engine {
             config,
             images: crate::images::ImageService::new(store),
             execs: crate::exec::Execs::default(),
-        }))
+            containers: crate::container::Containers::default(),
+            events: crate::events::EventBus::default(),
+            me: me.clone(),
+            _lock: lock,
+        });
+        engine.restore().await?;
+        Ok(engine)
     }
 
     pub fn images(&self) -> &crate::images::ImageService {
@@ -143,142 +157,139 @@ impl Engine {
     /// without "/"), as the I/O operations need it. `NotFound` with Docker's
     /// "No such container: X".
     pub async fn view(&self, id_or_name: &str) -> Result<ContainerView> {
-        Err(Error::NotFound(format!("No such container: {id_or_name}")))
+        let c = self.containers.get(id_or_name)?;
+        Ok(self.view_of(&c))
     }
 
     pub fn config(&self) -> &EngineConfig {
         &self.config
     }
 
+    /// Publishes an event (engine-io's exec_create/exec_start/exec_die, the image service's
+    /// pull/tag/delete...). `attributes` are Docker's; for a container event the engine adds
+    /// its name, image and labels when `id` names a container.
+    pub fn emit(&self, kind: &str, action: &str, id: &str, attributes: &[(&str, String)]) {
+        self.emit_event(kind, action, id, attributes);
+    }
+
     // ---- system
 
     /// `GET /version`.
     pub fn version(&self) -> serde_json::Value {
-        serde_json::json!({})
+        crate::container::system::version()
     }
 
     /// `GET /info`.
     pub async fn info(&self) -> Result<serde_json::Value> {
-        Err(not_yet("info"))
+        self.info_json().await
     }
 
     /// `GET /system/df`.
     pub async fn system_df(&self) -> Result<serde_json::Value> {
-        Err(not_yet("system df"))
+        self.df_json().await
     }
 
     /// `GET /events`: past events in [since, until] and then, without `until`, live ones.
     pub fn events(
         &self,
-        _since: Option<f64>,
-        _until: Option<f64>,
-        _filters: Filters,
+        since: Option<f64>,
+        until: Option<f64>,
+        filters: Filters,
     ) -> Result<mpsc::Receiver<Event>> {
-        Err(not_yet("events"))
+        self.events.subscribe(since, until, filters)
     }
 
     // ---- containers
 
-    pub async fn create(
-        &self,
-        _name: Option<String>,
-        _req: CreateRequest,
-    ) -> Result<CreateResponse> {
-        Err(not_yet("create"))
+    pub async fn create(&self, name: Option<String>, req: CreateRequest) -> Result<CreateResponse> {
+        self.create_container(name, req).await
     }
 
     /// `NotModified` if already running.
-    pub async fn start(&self, _id: &str) -> Result<()> {
-        Err(not_yet("start"))
+    pub async fn start(&self, id: &str) -> Result<()> {
+        self.start_container(id).await
     }
 
     /// Signal (the container's StopSignal, else SIGTERM), then after `timeout` seconds
     /// (its StopTimeout, else 10; -1 waits forever) SIGKILL. `NotModified` if not running.
-    pub async fn stop(
-        &self,
-        _id: &str,
-        _signal: Option<String>,
-        _timeout: Option<i64>,
-    ) -> Result<()> {
-        Err(not_yet("stop"))
+    pub async fn stop(&self, id: &str, signal: Option<String>, timeout: Option<i64>) -> Result<()> {
+        self.stop_container(id, signal, timeout).await
     }
 
     pub async fn restart(
         &self,
-        _id: &str,
-        _signal: Option<String>,
-        _timeout: Option<i64>,
+        id: &str,
+        signal: Option<String>,
+        timeout: Option<i64>,
     ) -> Result<()> {
-        Err(not_yet("restart"))
+        self.restart_container(id, signal, timeout).await
     }
 
     /// `Conflict` if not running.
-    pub async fn kill(&self, _id: &str, _signal: Option<String>) -> Result<()> {
-        Err(not_yet("kill"))
+    pub async fn kill(&self, id: &str, signal: Option<String>) -> Result<()> {
+        self.kill_container(id, signal).await
     }
 
     /// Checks the container exists (the API sends 200 and its headers right after) and
-    /// returns the future of the wait itself.
+    /// returns the future of the wait itself, already registered: an exit that happens
+    /// after this returns is seen by it.
     pub async fn wait(
         &self,
-        _id: &str,
-        _condition: WaitCondition,
+        id: &str,
+        condition: WaitCondition,
     ) -> Result<futures_boxed_wait::WaitFuture> {
-        Err(not_yet("wait"))
+        self.wait_container(id, condition)
     }
 
     /// `force` kills a running container first; `volumes` removes its anonymous volumes.
-    pub async fn remove(&self, _id: &str, _force: bool, _volumes: bool) -> Result<()> {
-        Err(not_yet("remove"))
+    pub async fn remove(&self, id: &str, force: bool, volumes: bool) -> Result<()> {
+        self.remove_container(id, force, volumes).await
     }
 
-    pub async fn inspect(&self, _id: &str, _size: bool) -> Result<ContainerInspect> {
-        Err(not_yet("inspect"))
+    pub async fn inspect(&self, id: &str, size: bool) -> Result<ContainerInspect> {
+        self.inspect_container(id, size).await
     }
 
-    pub async fn list(&self, _opts: ListOptions) -> Result<Vec<ContainerSummary>> {
-        Err(not_yet("list"))
+    pub async fn list(&self, opts: ListOptions) -> Result<Vec<ContainerSummary>> {
+        self.list_containers(opts).await
     }
 
-    pub async fn attach_prepare(&self, _id: &str, _opts: AttachOptions) -> Result<Hijack> {
-        Err(not_yet("attach"))
+    /// Before the container runs, the attach waits for its monitor: start begins the
+    /// container only once the attaches waiting for it are connected, so no output is lost.
+    pub async fn attach_prepare(&self, id: &str, opts: AttachOptions) -> Result<Hijack> {
+        self.attach_container(id, opts).await
     }
 
-    pub async fn resize(&self, _id: &str, _height: u16, _width: u16) -> Result<()> {
-        Err(not_yet("resize"))
+    pub async fn resize(&self, id: &str, height: u16, width: u16) -> Result<()> {
+        self.resize_container(id, height, width).await
     }
 
-    pub async fn pause(&self, _id: &str) -> Result<()> {
-        Err(not_yet("pause"))
+    pub async fn pause(&self, id: &str) -> Result<()> {
+        self.pause_container(id).await
     }
 
-    pub async fn unpause(&self, _id: &str) -> Result<()> {
-        Err(not_yet("unpause"))
+    pub async fn unpause(&self, id: &str) -> Result<()> {
+        self.unpause_container(id).await
     }
 
-    pub async fn rename(&self, _id: &str, _name: &str) -> Result<()> {
-        Err(not_yet("rename"))
+    pub async fn rename(&self, id: &str, name: &str) -> Result<()> {
+        self.rename_container(id, name).await
     }
 
-    pub async fn update(&self, _id: &str, _req: UpdateRequest) -> Result<UpdateResponse> {
-        Err(not_yet("update"))
+    pub async fn update(&self, id: &str, req: UpdateRequest) -> Result<UpdateResponse> {
+        self.update_container(id, req).await
     }
 
     /// `POST /containers/prune`: `{"ContainersDeleted": [...], "SpaceReclaimed": N}`.
-    pub async fn prune(&self, _filters: Filters) -> Result<serde_json::Value> {
-        Err(not_yet("prune"))
+    pub async fn prune(&self, filters: Filters) -> Result<serde_json::Value> {
+        self.prune_containers(filters).await
     }
 
-    // ---- exec
-
+    // ---- logs, exec, stats, top, archive: see io_ops.rs.
     // ---- images: see crate::images::ImageService, reached through `images()`.
 }
 
 pub mod futures_boxed_wait {
     pub type WaitFuture =
         std::pin::Pin<Box<dyn std::future::Future<Output = crate::types::WaitResponse> + Send>>;
-}
-
-fn not_yet(what: &str) -> Error {
-    Error::NotImplemented(format!("{what} is not implemented yet"))
 }

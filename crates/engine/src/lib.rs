@@ -15,13 +15,19 @@
 
 pub mod archive;
 pub mod config;
+pub mod container;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod exec;
 pub mod images;
 mod io_ops;
+pub mod logging;
 pub mod logs;
+pub mod restart;
+pub mod spec;
 pub mod stats;
+pub mod supervisor;
 pub mod top;
 pub mod types;
 

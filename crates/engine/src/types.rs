@@ -281,6 +281,11 @@ pub struct ContainerInspect {
     pub mounts: Vec<MountPoint>,
     pub config: ContainerConfig,
     pub network_settings: serde_json::Value,
+    /// With `?size=1`: the writable layer's size and the whole root's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_rw: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_root_fs: Option<i64>,
 }
 
 /// One entry of inspect's `Mounts` and the list's `Mounts`.
