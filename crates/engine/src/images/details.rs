@@ -101,7 +101,7 @@ impl Image {
             "Created": c.created.clone().unwrap_or_else(|| "1970-01-01T00:00:00Z".into()),
             "DockerVersion": "",
             "Author": c.author.clone().unwrap_or_default(),
-            "Config": container_config(c),
+            "Config": image_run_config(c),
             "Architecture": c.architecture,
             "Os": c.os,
             "Size": self.size,
@@ -161,6 +161,16 @@ fn history_entry(created: i64, created_by: &str, size: u64, comment: &str) -> Va
         "Size": size,
         "Comment": comment,
     })
+}
+
+/// Inspect's `Config` as API 1.50 gives it: the image config's `config` as the image
+/// has it (only the fields it sets; the container-only fields older APIs added are gone).
+fn image_run_config(config: &ImageConfig) -> Value {
+    config
+        .config
+        .as_ref()
+        .and_then(|c| serde_json::to_value(c).ok())
+        .unwrap_or_else(|| json!({}))
 }
 
 /// The image config's run defaults in Docker's ContainerConfig shape.

@@ -32,6 +32,9 @@ struct Blob {
     verb: &'static str,
     transferred: bool,
     last_sent: Option<Instant>,
+    /// "Pulling fs layer" went out. It waits for the blob's next event: a layer that is
+    /// already there gets only "Already exists", as docker shows it.
+    announced: bool,
 }
 
 struct Translator {
@@ -76,7 +79,15 @@ impl Translator {
         }
         let mut blobs = self.blobs.lock().unwrap_or_else(|e| e.into_inner());
         let blob = blobs.entry(id.to_string()).or_default();
-        for message in self.messages(event, blob) {
+        let mut messages = self.messages(event, blob);
+        let already_there = matches!(event, ProgressEvent::Finished { .. }) && !blob.transferred;
+        if self.operation == Operation::Pull && !messages.is_empty() && !blob.announced {
+            blob.announced = true;
+            if !already_there {
+                messages.insert(0, status("Pulling fs layer", id));
+            }
+        }
+        for message in messages {
             // The receiver goes only when the operation is over; nothing to do then.
             let _ = self.out.send(message);
         }
@@ -85,9 +96,6 @@ impl Translator {
     fn messages(&self, event: ProgressEvent<'_>, blob: &mut Blob) -> Vec<Value> {
         let now = Instant::now();
         match event {
-            ProgressEvent::Queued { id } if self.operation == Operation::Pull => {
-                vec![status("Pulling fs layer", id)]
-            }
             ProgressEvent::Queued { .. } => Vec::new(),
             ProgressEvent::Started {
                 id,
@@ -101,6 +109,7 @@ impl Translator {
                     verb,
                     transferred: true,
                     last_sent: Some(now),
+                    announced: blob.announced,
                 };
                 vec![transfer(verb, id, blob)]
             }
@@ -200,6 +209,22 @@ mod tests {
         assert_eq!(last_download["progressDetail"]["current"], 10);
         assert_eq!(last_download["progressDetail"]["total"], 10);
         assert!(out.iter().all(|v| v["id"] == id));
+    }
+
+    #[test]
+    fn a_layer_already_there_is_only_said_so() {
+        let id = "0123456789ab";
+        let out = statuses(
+            Operation::Pull,
+            &[
+                ProgressEvent::Queued { id },
+                ProgressEvent::Finished {
+                    id,
+                    message: "Already exists",
+                },
+            ],
+        );
+        assert_eq!(out, vec![status("Already exists", id)]);
     }
 
     #[test]
