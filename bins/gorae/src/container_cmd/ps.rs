@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use clap::Args;
 use gorae_api::client::{query, Client};
-use gorae_engine::types::ContainerSummary;
+use gorae_engine::types::MountPoint;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::template::Format;
@@ -38,6 +39,26 @@ pub struct PsArgs {
     /// Go template.
     #[arg(long)]
     pub format: Option<String>,
+}
+
+/// The list entry as the CLI reads it: like the engine's `ContainerSummary`, but every
+/// field optional, so that any Docker-API daemon's answer reads.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Summary {
+    pub id: String,
+    pub names: Vec<String>,
+    pub image: String,
+    pub command: String,
+    pub created: i64,
+    pub ports: Vec<Value>,
+    pub size_rw: Option<i64>,
+    pub size_root_fs: Option<i64>,
+    pub labels: BTreeMap<String, String>,
+    pub state: String,
+    pub status: String,
+    pub network_settings: Value,
+    pub mounts: Vec<MountPoint>,
 }
 
 const DEFAULT_FORMAT: &str =
@@ -86,7 +107,7 @@ pub async fn ps(client: Client, args: PsArgs) -> Result<()> {
             filters_json(&args.filter).map_err(|e| with_code(1, e))?,
         ));
     }
-    let list: Vec<ContainerSummary> = client
+    let list: Vec<Summary> = client
         .get_json(&format!("/containers/json{}", query(&params)))
         .await?;
     let format = match (&args.quiet, &args.format) {
@@ -103,7 +124,7 @@ pub async fn ps(client: Client, args: PsArgs) -> Result<()> {
 }
 
 /// The fields docker's ps formatter offers for one container.
-pub fn row(c: &ContainerSummary, trunc: bool) -> Value {
+pub fn row(c: &Summary, trunc: bool) -> Value {
     let id = if trunc { short(&c.id) } else { c.id.clone() };
     let image = match c.image.strip_prefix("sha256:") {
         Some(hex) if trunc => short(hex),
@@ -221,8 +242,8 @@ pub fn go_quote(s: &str) -> String {
 mod tests {
     use super::*;
 
-    fn summary() -> ContainerSummary {
-        ContainerSummary {
+    fn summary() -> Summary {
+        Summary {
             id: "0123456789abcdef".repeat(4),
             names: vec!["/web".into()],
             image: "busybox".into(),
@@ -231,7 +252,7 @@ mod tests {
             state: "running".into(),
             status: "Up 5 seconds".into(),
             labels: [("a".to_string(), "1".to_string())].into(),
-            ..ContainerSummary::default()
+            ..Summary::default()
         }
     }
 

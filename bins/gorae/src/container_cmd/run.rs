@@ -10,7 +10,7 @@ use clap::Args;
 use gorae_api::client::{
     query, Client, ClientError, Demuxer, Hijacked, Method, RequestBody, StdStream,
 };
-use gorae_engine::types::{CreateResponse, ExecConfig, ExecInspect, WaitResponse};
+use gorae_engine::types::{CreateResponse, ExecConfig, WaitResponse};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -317,7 +317,9 @@ pub async fn stream_session(
             }
         })
     });
-    let multiplexed = session.multiplexed && !tty;
+    // As docker's CLI: the container's tty setting decides, not the Content-Type (older
+    // daemons and podman send none).
+    let multiplexed = !tty;
     let (mut reader, mut writer) = tokio::io::split(session.stream);
     let input = stdin.then(|| {
         tokio::spawn(async move {
@@ -541,9 +543,9 @@ pub async fn exec(client: Client, args: ExecArgs) -> Result<()> {
         resize,
     )
     .await?;
-    let inspect: ExecInspect = client
+    let inspect: Value = client
         .get_json(&format!("/exec/{exec_id}/json"))
         .await
         .map_err(|e| with_code(125, e))?;
-    exit_status(inspect.exit_code.unwrap_or(0))
+    exit_status(inspect["ExitCode"].as_i64().unwrap_or(0))
 }

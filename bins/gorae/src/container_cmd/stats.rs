@@ -9,7 +9,6 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::Args;
 use gorae_api::client::{Client, Method, RequestBody};
-use gorae_engine::types::ContainerSummary;
 use serde_json::Value;
 
 use super::template::Format;
@@ -157,7 +156,7 @@ async fn targets(client: &Client, args: &StatsArgs) -> Result<Vec<String>> {
     } else {
         "/containers/json"
     };
-    let list: Vec<ContainerSummary> = client.get_json(path).await?;
+    let list: Vec<super::ps::Summary> = client.get_json(path).await?;
     Ok(list.into_iter().map(|c| c.id).collect())
 }
 
