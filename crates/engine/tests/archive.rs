@@ -267,3 +267,42 @@ fn stat_is_docker_path_stat() {
         assert!(json.get(key).is_some(), "{key}");
     }
 }
+
+mod io_support;
+
+#[test]
+fn a_running_containers_files_through_its_proc_root() {
+    if !io_support::can_run() {
+        return;
+    }
+    let c = io_support::Container::start("cp", &["sleep", "1000"]);
+    let root = root_fd(&c.root());
+    // Put a file into the running container, read it back through tar.
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(0o600);
+    h.set_size(3);
+    b.append_data(&mut h, "hello.txt", &b"hi\n"[..]).unwrap();
+    archive::extract(&root, "/tmp", false, &b.into_inner().unwrap()[..]).unwrap();
+    let out = c
+        .runc()
+        .args(["exec", &c.id, "cat", "/tmp/hello.txt"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+    let mut tar = Vec::new();
+    archive::write_tar(
+        archive::open_target(&root, "/tmp/hello.txt").unwrap(),
+        &mut tar,
+    )
+    .unwrap();
+    let mut entries = tar::Archive::new(&tar[..]);
+    let mut entry = entries.entries().unwrap().next().unwrap().unwrap();
+    assert_eq!(entry.path().unwrap().to_str(), Some("hello.txt"));
+    let mut body = String::new();
+    std::io::Read::read_to_string(&mut entry, &mut body).unwrap();
+    assert_eq!(body, "hi\n");
+    // The container's /bin/sh is its busybox, not the host's.
+    let st = archive::path_stat(&archive::open_target(&root, "/bin/sh").unwrap());
+    assert_eq!(st.link_target, "/bin/busybox");
+}

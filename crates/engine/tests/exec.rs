@@ -1,0 +1,183 @@
+//! Exec into a real container (root; gorae-runc runs it): multiplexed stdout/stderr and the
+//! exit code, stdin, env/user/cwd, a tty with its size and resize, a program that does not
+//! exist (127), detached runs.
+
+mod io_support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gorae_engine::exec::{self, ExecInstance, Execs, Launch, Target};
+use gorae_engine::types::ExecConfig;
+use io_support::{can_run, deframe, stream_text, Container};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn config(cmd: &[&str]) -> ExecConfig {
+    ExecConfig {
+        attach_stdout: true,
+        attach_stderr: true,
+        cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
+        ..Default::default()
+    }
+}
+
+/// Prepares an exec the way the engine does; returns the instance and its launch.
+fn prepare(execs: &Execs, c: &Container, cfg: ExecConfig) -> (Arc<ExecInstance>, Launch) {
+    let inst = execs.insert(&c.id, cfg).unwrap();
+    inst.claim_start().unwrap();
+    let target = Target {
+        container_id: c.id.clone(),
+        bundle: c.bundle(),
+        root: c.root(),
+    };
+    let size = inst.config.console_size.as_deref().map(|s| (s[0], s[1]));
+    let process = exec::build_process(&target, &inst.config, size).unwrap();
+    let launch = Launch {
+        runtime: io_support::runc_bin(),
+        runtime_root: c.state_root(),
+        work_dir: c.dir.path().join("exec").join(&inst.id[..12]),
+    };
+    exec::prepare(&launch, &process).unwrap();
+    (inst, launch)
+}
+
+/// Runs an attached exec with `input` on stdin; returns everything it wrote and its inspect.
+async fn run(
+    c: &Container,
+    cfg: ExecConfig,
+    input: &[u8],
+) -> (Vec<u8>, gorae_engine::types::ExecInspect) {
+    let execs = Execs::default();
+    let (inst, launch) = prepare(&execs, c, cfg);
+    let (mut client, server) = tokio::io::duplex(64 * 1024);
+    let task = tokio::spawn(exec::run(inst.clone(), launch, Some(Box::new(server))));
+    client.write_all(input).await.unwrap();
+    if !input.is_empty() {
+        client.shutdown().await.unwrap();
+    }
+    let mut out = Vec::new();
+    client.read_to_end(&mut out).await.unwrap();
+    task.await.unwrap();
+    (out, inst.inspect())
+}
+
+#[tokio::test]
+async fn output_is_multiplexed_and_the_exit_code_recorded() {
+    if !can_run() {
+        return;
+    }
+    let c = Container::start("mux", &["sleep", "1000"]);
+    let (out, inspect) = run(
+        &c,
+        config(&["sh", "-c", "echo out; echo err >&2; exit 3"]),
+        b"",
+    )
+    .await;
+    let frames = deframe(&out);
+    assert_eq!(stream_text(&frames, 1), "out\n");
+    assert_eq!(stream_text(&frames, 2), "err\n");
+    assert_eq!(inspect.exit_code, Some(3));
+    assert!(!inspect.running);
+}
+
+#[tokio::test]
+async fn stdin_reaches_the_process_and_eof_ends_it() {
+    if !can_run() {
+        return;
+    }
+    let c = Container::start("stdin", &["sleep", "1000"]);
+    let mut cfg = config(&["sh", "-c", "tr a-z A-Z; echo done"]);
+    cfg.attach_stdin = true;
+    let (out, inspect) = run(&c, cfg, b"hello\n").await;
+    assert_eq!(stream_text(&deframe(&out), 1), "HELLO\ndone\n");
+    assert_eq!(inspect.exit_code, Some(0));
+}
+
+#[tokio::test]
+async fn env_user_and_cwd_apply() {
+    if !can_run() {
+        return;
+    }
+    let c = Container::start("env", &["sleep", "1000"]);
+    let mut cfg = config(&["sh", "-c", "echo $FROM_CONTAINER $EXTRA; id -u; id -G; pwd"]);
+    cfg.env = Some(vec!["EXTRA=yes".into()]);
+    cfg.user = "nobody".into();
+    cfg.working_dir = "/tmp".into();
+    let (out, _) = run(&c, cfg, b"").await;
+    let text = stream_text(&deframe(&out), 1);
+    assert_eq!(text, "1 yes\n65534\n65534 50\n/tmp\n", "{text}");
+}
+
+#[tokio::test]
+async fn a_missing_program_is_127_with_the_error_on_stderr() {
+    if !can_run() {
+        return;
+    }
+    let c = Container::start("missing", &["sleep", "1000"]);
+    let (out, inspect) = run(&c, config(&["no-such-program"]), b"").await;
+    let frames = deframe(&out);
+    let err = stream_text(&frames, 2);
+    assert!(
+        err.contains("no-such-program") && err.contains("not found"),
+        "{err}"
+    );
+    assert_eq!(inspect.exit_code, Some(127));
+}
+
+#[tokio::test]
+async fn a_tty_is_raw_with_the_requested_size_and_resizes() {
+    if !can_run() {
+        return;
+    }
+    let c = Container::start("tty", &["sleep", "1000"]);
+    let mut cfg = config(&["sh", "-c", "stty size; read x; stty size"]);
+    cfg.tty = true;
+    cfg.attach_stdin = true;
+    cfg.console_size = Some(vec![30, 100]);
+    let execs = Execs::default();
+    let (inst, launch) = prepare(&execs, &c, cfg);
+    let (mut client, server) = tokio::io::duplex(64 * 1024);
+    let task = tokio::spawn(exec::run(inst.clone(), launch, Some(Box::new(server))));
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&seen).contains("30 100") {
+        let n = client.read(&mut buf).await.unwrap();
+        assert!(n > 0, "ended early: {:?}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    inst.resize(40, 120).unwrap();
+    client.write_all(b"go\n").await.unwrap();
+    client.read_to_end(&mut seen).await.unwrap();
+    task.await.unwrap();
+    let text = String::from_utf8_lossy(&seen);
+    // Raw tty bytes: no frame headers, the terminal's CR LF.
+    assert!(text.starts_with("30 100\r\n"), "{text:?}");
+    assert!(text.contains("40 120\r\n"), "{text:?}");
+    assert_eq!(inst.inspect().exit_code, Some(0));
+}
+
+#[tokio::test]
+async fn detached_execs_run_to_their_end() {
+    if !can_run() {
+        return;
+    }
+    let c = Container::start("detach", &["sleep", "1000"]);
+    let execs = Execs::default();
+    let (inst, launch) = prepare(
+        &execs,
+        &c,
+        config(&["sh", "-c", "echo bg > /tmp/bg; exit 5"]),
+    );
+    tokio::spawn(exec::run(inst.clone(), launch, None));
+    for _ in 0..1000 {
+        if inst.inspect().exit_code.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(inst.inspect().exit_code, Some(5));
+    assert_eq!(
+        std::fs::read_to_string(c.root().join("tmp/bg")).unwrap(),
+        "bg\n"
+    );
+}
