@@ -9,6 +9,7 @@
 
 mod archive;
 mod details;
+mod events;
 mod list;
 mod progress;
 mod remove;
@@ -123,6 +124,7 @@ pub struct ImageService {
     /// on its ingest (the store refuses a second writer); the second one waits and then
     /// finds the layers there.
     pulling: std::sync::Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    events: events::Events,
 }
 
 impl ImageService {
@@ -130,7 +132,14 @@ impl ImageService {
         ImageService {
             store,
             pulling: Default::default(),
+            events: Default::default(),
         }
+    }
+
+    /// Where image events (pull, push, tag, untag, delete, import, load, save, prune) go:
+    /// the engine's event bus. Only the first call counts; before it, events are dropped.
+    pub fn set_event_sink(&self, sink: impl Fn(crate::types::Event) + Send + Sync + 'static) {
+        self.events.install(sink);
     }
 
     fn pull_lock(&self, reference: &Reference) -> Arc<tokio::sync::Mutex<()>> {
@@ -202,10 +211,14 @@ impl ImageService {
     pub async fn tag(&self, name: &str, repo: &str, tag: Option<&str>) -> Result<()> {
         let target = tag_target(repo, tag)?;
         let name = name.to_string();
+        let events = self.events.clone();
         blocking(&self.store, move |s| {
             s.images
                 .tag(&name, &target)
-                .map_err(|e| image_error(&name, e))
+                .map_err(|e| image_error(&name, e))?;
+            let id = s.images.resolve(&target.to_string())?.id;
+            events.emit("tag", &id.to_string(), &target.familiar());
+            Ok(())
         })
         .await
     }
@@ -223,8 +236,9 @@ impl ImageService {
     ) -> Result<Vec<serde_json::Value>> {
         let name = name.to_string();
         let in_use = uses(in_use);
+        let events = self.events.clone();
         blocking(&self.store, move |s| {
-            let out = remove::remove(s, &name, force, &in_use)?;
+            let out = remove::remove(s, &name, force, &in_use, &events)?;
             // The removal stands even if collection fails (an unreadable image elsewhere
             // stops it); the garbage waits for the next prune, which reports the error.
             let _ = gorae_image::gc::try_collect(s);
@@ -251,7 +265,16 @@ impl ImageService {
         };
         let credentials = auth.as_ref().and_then(RegistryAuth::credentials);
         let turn = self.pull_lock(&reference).lock_owned().await;
-        transfer::pull(self.store.clone(), reference, platform, credentials, turn).await
+        let events = self.events.clone();
+        transfer::pull(
+            self.store.clone(),
+            reference,
+            platform,
+            credentials,
+            turn,
+            events,
+        )
+        .await
     }
 
     /// `POST /images/{name}/push?tag=`: without a tag (in `name` or `tag`), every local tag
@@ -269,17 +292,20 @@ impl ImageService {
         let repository = reference.name();
         let targets = blocking(&self.store, move |s| transfer::push_targets(s, &reference)).await?;
         let credentials = auth.as_ref().and_then(RegistryAuth::credentials);
+        let events = self.events.clone();
         Ok(transfer::push(
             self.store.clone(),
             repository,
             targets,
             credentials,
+            events,
         ))
     }
 
     /// `POST /images/load`: the tarball, spooled to a file by the API first.
     pub async fn load(&self, tarball: PathBuf) -> Result<Vec<serde_json::Value>> {
-        blocking(&self.store, move |s| archive::load(s, &tarball)).await
+        let events = self.events.clone();
+        blocking(&self.store, move |s| archive::load(s, &tarball, &events)).await
     }
 
     /// `POST /images/create?fromSrc=-&repo=&tag=&changes=&message=` (`docker import`):
@@ -299,8 +325,9 @@ impl ImageService {
             Some(repo) => Some(tag_target(repo, tag)?),
             None => None,
         };
+        let events = self.events.clone();
         blocking(&self.store, move |s| {
-            archive::import(s, &tarball, reference, changes, message)
+            archive::import(s, &tarball, reference, changes, message, &events)
         })
         .await
     }
@@ -312,9 +339,11 @@ impl ImageService {
             return Err(Error::InvalidParameter("no image names given".into()));
         }
         let checked = names.clone();
+        let events = self.events.clone();
         blocking(&self.store, move |s| {
             for name in &checked {
-                s.images.resolve(name).map_err(|e| image_error(name, e))?;
+                let record = s.images.resolve(name).map_err(|e| image_error(name, e))?;
+                events.emit("save", &record.id.to_string(), name);
             }
             Ok(())
         })
@@ -329,7 +358,11 @@ impl ImageService {
         in_use: &[impl ImageUser],
     ) -> Result<serde_json::Value> {
         let in_use = uses(in_use);
-        blocking(&self.store, move |s| remove::prune(s, &filters, &in_use)).await
+        let events = self.events.clone();
+        blocking(&self.store, move |s| {
+            remove::prune(s, &filters, &in_use, &events)
+        })
+        .await
     }
 
     /// The images part of `GET /system/df`.

@@ -50,6 +50,15 @@ impl Fixture {
         archive::import(self.store(), &mut &busybox_rootfs()[..], &options).unwrap()
     }
 
+    /// Collects the image events the service emits from now on.
+    fn record_events(&self) -> Arc<std::sync::Mutex<Vec<gorae_engine::types::Event>>> {
+        let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = events.clone();
+        self.service
+            .set_event_sink(move |e| sink.lock().unwrap().push(e));
+        events
+    }
+
     async fn list(&self, filters: &[(&str, &str)]) -> Vec<Value> {
         let mut map = gorae_engine::engine::Filters::new();
         for (k, v) in filters {
@@ -195,6 +204,7 @@ async fn tag_and_remove_follow_docker_s_conflict_rules() {
     let record = f.import(Some("busybox"), "A=1");
     let id = record.id.to_string();
     let short = &record.id.hex()[..12];
+    let events = f.record_events();
     f.service.tag("busybox", "other", Some("1")).await.unwrap();
     f.service.tag(short, "third", None).await.unwrap();
     let tags = f.list(&[]).await[0]["RepoTags"].clone();
@@ -300,6 +310,26 @@ async fn tag_and_remove_follow_docker_s_conflict_rules() {
         "blobs are collected after the removal"
     );
     assert!(f.store().layers.list().unwrap().is_empty());
+    let seen: Vec<(String, String, String)> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            assert_eq!(e.kind, "image");
+            let name = e.actor.attributes.get("name").cloned().unwrap_or_default();
+            (e.action.clone(), e.actor.id.clone(), name)
+        })
+        .collect();
+    let tag = ("tag".to_string(), id.clone(), "other:1".to_string());
+    let untag = (
+        "untag".to_string(),
+        id.clone(),
+        "busybox:latest".to_string(),
+    );
+    let delete = ("delete".to_string(), id.clone(), id.clone());
+    for wanted in [tag, untag, delete] {
+        assert!(seen.contains(&wanted), "{wanted:?} in {seen:?}");
+    }
     let err = f
         .service
         .remove("busybox", false, false, &none())
@@ -369,6 +399,7 @@ async fn push_then_pull_back_with_docker_progress() {
     assert_eq!(err.status(), 404);
 
     let g = Fixture::new();
+    let events = g.record_events();
     let messages = drain(g.service.pull(&name, Some("1"), None, None).await.unwrap()).await;
     no_errors(&messages);
     assert_eq!(messages[0]["status"], "Pulling from test/busybox");
@@ -397,6 +428,11 @@ async fn push_then_pull_back_with_docker_progress() {
         format!("Status: Downloaded newer image for {name}:1")
     );
     let pulled = g.service.inspect(&format!("{name}:1")).await.unwrap();
+    let pull_event = events.lock().unwrap()[0].clone();
+    assert_eq!(
+        (pull_event.action.as_str(), pull_event.actor.id),
+        ("pull", format!("{name}:1"))
+    );
     assert_eq!(pulled["Id"], record.id.to_string());
 
     let messages = drain(

@@ -12,6 +12,7 @@ use gorae_image::{Reference, Store};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+use super::events::Events;
 use crate::error::{Error, IoContext, Result};
 
 /// The size of the pieces a save is sent in.
@@ -21,15 +22,17 @@ const DEPTH: usize = 8;
 
 /// Loads the spooled tarball; one `{"stream": "Loaded image: ...\n"}` per image name, or
 /// `"Loaded image ID: sha256:...\n"` for an image without one.
-pub fn load(store: &Store, tarball: &PathBuf) -> Result<Vec<Value>> {
+pub fn load(store: &Store, tarball: &PathBuf, events: &Events) -> Result<Vec<Value>> {
     let file = std::fs::File::open(tarball).at(tarball)?;
     let records = archive::load(store, &mut BufReader::with_capacity(1 << 20, file))?;
     let mut lines: Vec<String> = Vec::new();
     for record in records {
-        let line = match record.reference() {
-            Some(reference) => format!("Loaded image: {}\n", reference.familiar()),
-            None => format!("Loaded image ID: {}\n", record.id),
+        let id = record.id.to_string();
+        let (line, name) = match record.reference() {
+            Some(r) => (format!("Loaded image: {}\n", r.familiar()), r.familiar()),
+            None => (format!("Loaded image ID: {id}\n"), id.clone()),
         };
+        events.emit("load", &id, &name);
         if !lines.contains(&line) {
             lines.push(line);
         }
@@ -46,6 +49,7 @@ pub fn import(
     reference: Option<Reference>,
     changes: Vec<String>,
     message: Option<String>,
+    events: &Events,
 ) -> Result<Vec<Value>> {
     let file = std::fs::File::open(tarball).at(tarball)?;
     let options = ImportOptions {
@@ -58,7 +62,12 @@ pub fn import(
         gorae_image::Error::InvalidDocument { .. } => Error::InvalidParameter(e.to_string()),
         e => Error::Image(e),
     })?;
-    Ok(vec![json!({"status": record.id.to_string()})])
+    let id = record.id.to_string();
+    let name = record
+        .reference()
+        .map_or_else(|| id.clone(), |r| r.familiar());
+    events.emit("import", &id, &name);
+    Ok(vec![json!({"status": id})])
 }
 
 /// Starts writing the docker-save tarball of `names` (checked to exist by the caller).

@@ -13,6 +13,7 @@ use gorae_image::{ImageRecord, Reference, Store};
 use serde_json::{json, Value};
 
 use super::details::{load_all, load_one, Image};
+use super::events::Events;
 use super::list::{label_matches, parse_bool_filter, until};
 use super::{image_error, short, Use};
 use crate::engine::Filters;
@@ -50,7 +51,13 @@ struct DeleteConflict {
     used: bool,
 }
 
-pub fn remove(store: &Store, name: &str, force: bool, in_use: &[Use]) -> Result<Vec<Value>> {
+pub fn remove(
+    store: &Store,
+    name: &str,
+    force: bool,
+    in_use: &[Use],
+    events: &Events,
+) -> Result<Vec<Value>> {
     let image = load_one(store, name)?;
     let refs: Vec<Reference> = image.named().map(|(_, r)| r).collect();
     let users = Users::of(in_use, &image);
@@ -62,10 +69,10 @@ pub fn remove(store: &Store, name: &str, force: bool, in_use: &[Use]) -> Result<
                 return Err(Error::Conflict(c.message));
             }
             for r in &refs {
-                untag(store, &r.to_string(), &mut out)?;
+                untag(store, &r.to_string(), &mut out, events)?;
             }
         }
-        delete(store, &image, force, false, &users, &mut out)?;
+        delete(store, &image, force, false, &users, &mut out, events)?;
         return Ok(out);
     }
     if let Some(container) = users.any().filter(|_| !force && is_single_reference(&refs)) {
@@ -76,16 +83,21 @@ pub fn remove(store: &Store, name: &str, force: bool, in_use: &[Use]) -> Result<
             short(image.id.hex())
         )));
     }
-    let removed = untag(store, name, &mut out)?;
-    let remaining = untag_orphaned_digests(store, &image, &removed, &mut out)?;
+    let removed = untag(store, name, &mut out, events)?;
+    let remaining = untag_orphaned_digests(store, &image, &removed, &mut out, events)?;
     if remaining == 0 {
-        delete(store, &image, force, true, &users, &mut out)?;
+        delete(store, &image, force, true, &users, &mut out, events)?;
     }
     Ok(out)
 }
 
 /// Removes the records `name` designates; adds an `Untagged` entry for each.
-fn untag(store: &Store, name: &str, out: &mut Vec<Value>) -> Result<Vec<ImageRecord>> {
+fn untag(
+    store: &Store,
+    name: &str,
+    out: &mut Vec<Value>,
+    events: &Events,
+) -> Result<Vec<ImageRecord>> {
     let removed = store
         .images
         .remove(name, true)
@@ -93,9 +105,17 @@ fn untag(store: &Store, name: &str, out: &mut Vec<Value>) -> Result<Vec<ImageRec
     for r in &removed {
         if let Some(reference) = r.reference() {
             out.push(json!({"Untagged": reference.familiar()}));
+            events.emit("untag", &r.id.to_string(), &reference.familiar());
         }
     }
     Ok(removed)
+}
+
+/// The `Deleted` entry and event of an image.
+fn deleted(image: &Image, out: &mut Vec<Value>, events: &Events) {
+    let id = image.id.to_string();
+    out.push(json!({"Deleted": id}));
+    events.emit("delete", &id, &id);
 }
 
 /// After a tag is removed, the digest references of a repository that has no tag left
@@ -105,6 +125,7 @@ fn untag_orphaned_digests(
     image: &Image,
     removed: &[ImageRecord],
     out: &mut Vec<Value>,
+    events: &Events,
 ) -> Result<usize> {
     let removed_names: BTreeSet<&str> = removed.iter().map(|r| r.name.as_str()).collect();
     let mut remaining: Vec<Reference> = image
@@ -120,7 +141,7 @@ fn untag_orphaned_digests(
             .into_iter()
             .partition(|r| r.digest.is_some() && r.name() == tag.name());
         for orphan in orphans {
-            untag(store, &orphan.to_string(), out)?;
+            untag(store, &orphan.to_string(), out, events)?;
         }
         remaining = kept;
     }
@@ -180,6 +201,7 @@ fn delete(
     quiet: bool,
     users: &Users,
     out: &mut Vec<Value>,
+    events: &Events,
 ) -> Result<()> {
     let left: Vec<ImageRecord> = store
         .images
@@ -196,9 +218,9 @@ fn delete(
         return Err(Error::Conflict(c.message));
     }
     if !left.is_empty() {
-        untag(store, &image.id.to_string(), out)?;
+        untag(store, &image.id.to_string(), out, events)?;
     }
-    out.push(json!({"Deleted": image.id.to_string()}));
+    deleted(image, out, events);
     Ok(())
 }
 
@@ -219,7 +241,7 @@ fn keep_dangling(store: &Store, image: &Image) -> Result<()> {
 /// `POST /images/prune`: dangling images (every unused one with `dangling=false`) that no
 /// container uses, narrowed by `until` and `label`/`label!`; then the blobs and layers
 /// nothing needs any more.
-pub fn prune(store: &Store, filters: &Filters, in_use: &[Use]) -> Result<Value> {
+pub fn prune(store: &Store, filters: &Filters, in_use: &[Use], events: &Events) -> Result<Value> {
     let mut dangling_only = true;
     let mut until_time = None;
     for (key, values) in filters {
@@ -233,7 +255,7 @@ pub fn prune(store: &Store, filters: &Filters, in_use: &[Use]) -> Result<Value> 
     let labels = filters.get("label").map(Vec::as_slice).unwrap_or(&[]);
     let not_labels = filters.get("label!").map(Vec::as_slice).unwrap_or(&[]);
     let used: BTreeSet<&str> = in_use.iter().map(|u| u.image_hex.as_str()).collect();
-    let mut deleted = Vec::new();
+    let mut out = Vec::new();
     for image in load_all(store)? {
         let wanted = !used.contains(image.id.hex())
             && (!dangling_only || image.is_dangling())
@@ -241,10 +263,15 @@ pub fn prune(store: &Store, filters: &Filters, in_use: &[Use]) -> Result<Value> 
             && labels.iter().all(|l| label_matches(&image, l))
             && !not_labels.iter().any(|l| label_matches(&image, l));
         if wanted {
-            untag(store, &image.id.to_string(), &mut deleted)?;
-            deleted.push(json!({"Deleted": image.id.to_string()}));
+            untag(store, &image.id.to_string(), &mut out, events)?;
+            deleted(&image, &mut out, events);
         }
     }
     let report = gorae_image::gc::collect(store)?;
-    Ok(json!({"ImagesDeleted": deleted, "SpaceReclaimed": report.bytes_freed}))
+    events.emit_with(
+        "prune",
+        "",
+        &[("reclaimed", report.bytes_freed.to_string())],
+    );
+    Ok(json!({"ImagesDeleted": out, "SpaceReclaimed": report.bytes_freed}))
 }

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::events::Events;
 use super::progress::{self, Operation};
 use super::{blocking, short};
 use crate::error::{Error, Result};
@@ -29,6 +30,7 @@ pub async fn pull(
     platform: Platform,
     credentials: Option<Credentials>,
     turn: tokio::sync::OwnedMutexGuard<()>,
+    events_out: Events,
 ) -> Result<mpsc::Receiver<Value>> {
     let name = reference.to_string();
     let before = blocking(&store, move |s| {
@@ -74,7 +76,11 @@ pub async fn pull(
             None => forward(&tx, events, task).await,
         };
         let last = match result {
-            Ok(record) => pull_summary(&reference, before, &record),
+            Ok(record) => {
+                let name = reference.familiar();
+                events_out.emit("pull", &name, &name);
+                pull_summary(&reference, before, &record)
+            }
             Err(message) => vec![progress::error(&message)],
         };
         for message in last {
@@ -210,6 +216,7 @@ pub fn push(
     repository: String,
     targets: Vec<PushTarget>,
     credentials: Option<Credentials>,
+    events: Events,
 ) -> mpsc::Receiver<Value> {
     let (tx, rx) = mpsc::channel(DEPTH);
     tokio::spawn(async move {
@@ -218,7 +225,11 @@ pub fn push(
         for target in targets {
             let result = push_one(&store, &target, credentials.clone(), &tx).await;
             let messages = match result {
-                Ok(digest) => push_summary(&target, &digest),
+                Ok(digest) => {
+                    let name = target.reference.familiar();
+                    events.emit("push", &name, &name);
+                    push_summary(&target, &digest)
+                }
                 Err(message) => vec![progress::error(&message)],
             };
             let failed = messages.iter().any(|m| m.get("error").is_some());
