@@ -313,8 +313,11 @@ pub async fn run(
     launch: Launch,
     conn: Option<crate::engine::DuplexStream>,
 ) {
-    let code = pump::run(&inst, &launch, conn).await;
+    let (reader, out) = pump::split(conn);
+    let code = pump::run(&inst, &launch, reader, out.clone()).await;
     inst.finish(code);
+    // Only now may the connection end.
+    drop(out);
     let _ = std::fs::remove_dir_all(&launch.work_dir);
 }
 

@@ -57,8 +57,10 @@ async fn run(
     }
     let mut out = Vec::new();
     client.read_to_end(&mut out).await.unwrap();
+    // The exit is recorded before the stream ends: the docker CLI asks for it right then.
+    let inspect = inst.inspect();
     task.await.unwrap();
-    (out, inst.inspect())
+    (out, inspect)
 }
 
 #[tokio::test]
@@ -180,4 +182,17 @@ async fn detached_execs_run_to_their_end() {
         std::fs::read_to_string(c.root().join("tmp/bg")).unwrap(),
         "bg\n"
     );
+}
+
+#[tokio::test]
+async fn a_tty_exec_ends_with_its_process_even_if_a_child_keeps_the_tty() {
+    if !can_run() {
+        return;
+    }
+    let c = Container::start("ttybg", &["sleep", "1000"]);
+    let mut cfg = config(&["sh", "-c", "sleep 1000 & echo started"]);
+    cfg.tty = true;
+    let (out, inspect) = run(&c, cfg, b"").await;
+    assert!(String::from_utf8_lossy(&out).contains("started"));
+    assert_eq!(inspect.exit_code, Some(0));
 }

@@ -20,9 +20,9 @@ use crate::error::{Error, Result};
 use crate::logs::{frame, Stream};
 
 /// Runs the exec to its end; returns its exit code. An exec that cannot be started says why
-/// on the stream.
-pub async fn run(inst: &Arc<ExecInstance>, launch: &Launch, conn: Option<DuplexStream>) -> i64 {
-    let (reader, out) = split(conn);
+/// on the stream. `out` is still open when this returns, so that the caller records the exit
+/// before the client sees the end of the stream (the docker CLI asks for the exit code then).
+pub async fn run(inst: &Arc<ExecInstance>, launch: &Launch, reader: Reader, out: Out) -> i64 {
     match start(inst, launch, reader, out.clone()).await {
         Ok(code) => code,
         Err(e) => {
@@ -83,12 +83,15 @@ async fn start(inst: &Arc<ExecInstance>, launch: &Launch, reader: Reader, out: O
     })
 }
 
-type Reader = Option<tokio::io::ReadHalf<DuplexStream>>;
-type Out = Option<mpsc::Sender<Bytes>>;
+/// How long a tty exec's output may still come after its process exited.
+const TTY_DRAIN: Duration = Duration::from_millis(500);
+
+pub type Reader = Option<tokio::io::ReadHalf<DuplexStream>>;
+pub type Out = Option<mpsc::Sender<Bytes>>;
 
 /// The connection's read half, and a channel to a task that writes (and at the end shuts
 /// down) its write half, so that both output streams can write without a lock.
-fn split(conn: Option<DuplexStream>) -> (Reader, Out) {
+pub fn split(conn: Option<DuplexStream>) -> (Reader, Out) {
     let Some(conn) = conn else {
         return (None, None);
     };
@@ -239,7 +242,12 @@ async fn run_tty(
         .wait()
         .await
         .map_err(|e| Error::Internal(format!("exec {}: {e}", inst.id)));
-    let _ = output.await;
+    // What the process wrote before it exited is in the pty already; a background child
+    // still holding the tty must not keep the exec open.
+    let mut output = output;
+    if tokio::time::timeout(TTY_DRAIN, &mut output).await.is_err() {
+        output.abort();
+    }
     if let Some(task) = input {
         task.abort();
     }
