@@ -302,6 +302,17 @@ async fn tag_and_remove_follow_docker_s_conflict_rules() {
              image is being used by running container cccccccccccc"
         )
     );
+    let bare_ids = vec![id.clone()];
+    let err = f
+        .service
+        .remove(&id, false, false, &bare_ids)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .ends_with("image is being used by a stopped container"),
+        "{err}"
+    );
     let out = f.service.remove(&id, true, false, &users).await.unwrap();
     assert_eq!(out, vec![serde_json::json!({"Deleted": id})]);
     assert!(f.list(&[]).await.is_empty());

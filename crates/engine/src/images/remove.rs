@@ -45,6 +45,16 @@ impl Users {
     }
 }
 
+/// `stopped container 0123456789ab`; "a stopped container" when the caller did not say
+/// which (it gave bare image IDs).
+fn container_named(state: &str, id: &str) -> String {
+    if id.is_empty() {
+        format!("a {state}container")
+    } else {
+        format!("{state}container {}", short(id))
+    }
+}
+
 /// Why an image cannot be deleted; `used` when a container is the reason.
 struct DeleteConflict {
     message: String,
@@ -78,8 +88,8 @@ pub fn remove(
     if let Some(container) = users.any().filter(|_| !force && is_single_reference(&refs)) {
         return Err(Error::Conflict(format!(
             "conflict: unable to remove repository reference \"{name}\" (must force) - \
-             container {} is using its referenced image {}",
-            short(container),
+             {} is using its referenced image {}",
+            container_named("", container),
             short(image.id.hex())
         )));
     }
@@ -167,8 +177,8 @@ fn conflict(image: &Image, users: &Users, soft: bool, named: bool) -> Option<Del
         return Some(DeleteConflict {
             message: format!(
                 "conflict: unable to delete {id} (cannot be forced) - \
-                 image is being used by running container {}",
-                short(c)
+                 image is being used by {}",
+                container_named("running ", c)
             ),
             used: true,
         });
@@ -185,7 +195,7 @@ fn conflict(image: &Image, users: &Users, soft: bool, named: bool) -> Option<Del
     }
     match &users.stopped {
         Some(c) if soft => Some(must(
-            format!("image is being used by stopped container {}", short(c)),
+            format!("image is being used by {}", container_named("stopped ", c)),
             true,
         )),
         _ => None,
