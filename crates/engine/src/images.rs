@@ -125,6 +125,8 @@ pub struct ImageService {
     /// finds the layers there.
     pulling: std::sync::Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
     events: events::Events,
+    /// Registries (`host[:port]`) spoken to over plain http besides localhost/127.0.0.0/8.
+    insecure: std::sync::RwLock<Vec<String>>,
 }
 
 impl ImageService {
@@ -133,6 +135,27 @@ impl ImageService {
             store,
             pulling: Default::default(),
             events: Default::default(),
+            insecure: Default::default(),
+        }
+    }
+
+    /// The daemon's `--insecure-registry` hosts (`host[:port]`): pulls and pushes reach them
+    /// over plain http. localhost and 127.0.0.0/8 always are.
+    pub fn set_insecure_registries(&self, hosts: Vec<String>) {
+        *self.insecure.write().unwrap_or_else(|e| e.into_inner()) = hosts;
+    }
+
+    /// What a pull or push needs besides its image.
+    fn transfer(&self, auth: Option<RegistryAuth>) -> transfer::Transfer {
+        let insecure = self.insecure.read().unwrap_or_else(|e| e.into_inner());
+        transfer::Transfer {
+            store: self.store.clone(),
+            options: gorae_image::registry::RegistryOptions {
+                insecure: insecure.clone(),
+                ..Default::default()
+            },
+            credentials: auth.as_ref().and_then(RegistryAuth::credentials),
+            events: self.events.clone(),
         }
     }
 
@@ -263,18 +286,8 @@ impl ImageService {
                 .map_err(|e| Error::InvalidParameter(e.to_string()))?,
             None => Platform::host(),
         };
-        let credentials = auth.as_ref().and_then(RegistryAuth::credentials);
         let turn = self.pull_lock(&reference).lock_owned().await;
-        let events = self.events.clone();
-        transfer::pull(
-            self.store.clone(),
-            reference,
-            platform,
-            credentials,
-            turn,
-            events,
-        )
-        .await
+        transfer::pull(self.transfer(auth), reference, platform, turn).await
     }
 
     /// `POST /images/{name}/push?tag=`: without a tag (in `name` or `tag`), every local tag
@@ -291,15 +304,7 @@ impl ImageService {
         }
         let repository = reference.name();
         let targets = blocking(&self.store, move |s| transfer::push_targets(s, &reference)).await?;
-        let credentials = auth.as_ref().and_then(RegistryAuth::credentials);
-        let events = self.events.clone();
-        Ok(transfer::push(
-            self.store.clone(),
-            repository,
-            targets,
-            credentials,
-            events,
-        ))
+        Ok(transfer::push(self.transfer(auth), repository, targets))
     }
 
     /// `POST /images/load`: the tarball, spooled to a file by the API first.

@@ -24,14 +24,27 @@ const DEPTH: usize = 64;
 
 type Task<T> = JoinHandle<gorae_image::Result<T>>;
 
+/// What every transfer needs besides its image.
+pub struct Transfer {
+    pub store: Arc<Store>,
+    /// The daemon's registry settings; `progress` is replaced by the transfer's own.
+    pub options: RegistryOptions,
+    pub credentials: Option<Credentials>,
+    pub events: Events,
+}
+
 pub async fn pull(
-    store: Arc<Store>,
+    transfer: Transfer,
     reference: Reference,
     platform: Platform,
-    credentials: Option<Credentials>,
     turn: tokio::sync::OwnedMutexGuard<()>,
-    events_out: Events,
 ) -> Result<mpsc::Receiver<Value>> {
+    let Transfer {
+        store,
+        options,
+        credentials,
+        events: events_out,
+    } = transfer;
     let name = reference.to_string();
     let before = blocking(&store, move |s| {
         Ok(s.images.resolve(&name).ok().map(|r| r.manifest.digest))
@@ -41,7 +54,7 @@ pub async fn pull(
     let options = PullOptions {
         registry: RegistryOptions {
             progress: ProgressMode::Events(progress::sink(Operation::Pull, events_tx)),
-            ..RegistryOptions::default()
+            ..options
         },
         platform,
     };
@@ -212,22 +225,20 @@ pub fn push_targets(store: &Store, reference: &Reference) -> Result<Vec<PushTarg
 }
 
 pub fn push(
-    store: Arc<Store>,
+    transfer: Transfer,
     repository: String,
     targets: Vec<PushTarget>,
-    credentials: Option<Credentials>,
-    events: Events,
 ) -> mpsc::Receiver<Value> {
     let (tx, rx) = mpsc::channel(DEPTH);
     tokio::spawn(async move {
         let header = format!("The push refers to repository [{repository}]");
         let _ = tx.send(json!({"status": header})).await;
         for target in targets {
-            let result = push_one(&store, &target, credentials.clone(), &tx).await;
+            let result = push_one(&transfer, &target, &tx).await;
             let messages = match result {
                 Ok(digest) => {
                     let name = target.reference.familiar();
-                    events.emit("push", &name, &name);
+                    transfer.events.emit("push", &name, &name);
                     push_summary(&target, &digest)
                 }
                 Err(message) => vec![progress::error(&message)],
@@ -245,9 +256,8 @@ pub fn push(
 }
 
 async fn push_one(
-    store: &Arc<Store>,
+    transfer: &Transfer,
     target: &PushTarget,
-    credentials: Option<Credentials>,
     tx: &mpsc::Sender<Value>,
 ) -> std::result::Result<Digest, String> {
     let (events_tx, events) = mpsc::unbounded_channel();
@@ -256,9 +266,10 @@ async fn push_one(
     };
     let options = RegistryOptions {
         progress: ProgressMode::Events(progress::sink(operation, events_tx)),
-        ..RegistryOptions::default()
+        ..transfer.options.clone()
     };
-    let store = store.clone();
+    let store = transfer.store.clone();
+    let credentials = transfer.credentials.clone();
     let reference = target.reference.clone();
     let task: Task<Digest> = run(move || async move {
         let source = reference.to_string();
