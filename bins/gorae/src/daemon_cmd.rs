@@ -134,6 +134,7 @@ fn settings(
         bail!("log level {level_text:?}: expected error, warn, info or debug");
     };
     log::set_level(level);
+    install_engine_log();
     engine.log_level = level_text;
 
     let host_texts = if args.hosts.is_empty() {
@@ -165,6 +166,20 @@ fn settings(
         insecure_plain_tcp: args.insecure_plain_tcp || file.insecure_plain_tcp,
     };
     Ok((engine, server))
+}
+
+/// The engine never prints: its messages come through this hook into the daemon's log.
+fn install_engine_log() {
+    use gorae_engine::logging::Level as EngineLevel;
+    gorae_engine::logging::set_hook(std::sync::Arc::new(|level, message: &str| {
+        let level = match level {
+            EngineLevel::Error => Level::Error,
+            EngineLevel::Warn => Level::Warn,
+            EngineLevel::Info => Level::Info,
+            EngineLevel::Debug => Level::Debug,
+        };
+        log::log(level, format_args!("{message}"));
+    }));
 }
 
 /// Completes on SIGINT or SIGTERM.

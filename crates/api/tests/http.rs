@@ -481,3 +481,21 @@ fn docker_version_negotiates_through_ping() {
     assert_eq!(out.trim(), "1.50");
     server.assert_alive();
 }
+
+#[test]
+fn docker_info_and_ps_on_an_empty_engine() {
+    let server = TestServer::start();
+    let Some((out, _)) = docker(
+        &server,
+        &["info", "--format", "{{.Containers}} {{.OSType}}"],
+    ) else {
+        return;
+    };
+    assert_eq!(out.trim(), "0 linux");
+    let (out, _) = docker(&server, &["ps", "-a", "--format", "{{.ID}}"]).unwrap();
+    assert_eq!(out.trim(), "");
+    // The CLI sends filters in the map encoding.
+    let (out, _) = docker(&server, &["ps", "--filter", "status=exited", "-q"]).unwrap();
+    assert_eq!(out.trim(), "");
+    server.assert_alive();
+}
