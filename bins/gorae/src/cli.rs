@@ -111,20 +111,32 @@ pub enum ImageCommand {
 pub fn dispatch(cli: Cli) -> Result<()> {
     let g = &cli.global;
     match cli.command {
-        Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => transfer_cmd::pull(g, a),
-        Command::Push(a) | Command::Image(ImageCommand::Push(a)) => transfer_cmd::push(g, a),
+        Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => {
+            container_cmd::images::pull(g, a)
+        }
+        Command::Push(a) | Command::Image(ImageCommand::Push(a)) => {
+            container_cmd::images::push(g, a)
+        }
         Command::Login(a) => transfer_cmd::login(g, a),
         Command::Logout(a) => transfer_cmd::logout(g, a),
-        Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images_cmd::list(g, a),
-        Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => images_cmd::tag(g, a),
-        Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => images_cmd::remove(g, a),
-        Command::Image(ImageCommand::Inspect(a)) => images_cmd::inspect(g, a),
-        Command::Image(ImageCommand::Prune(a)) => images_cmd::prune(g, a),
+        Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => {
+            container_cmd::images::list(g, a)
+        }
+        Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => container_cmd::images::tag(g, a),
+        Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => {
+            container_cmd::images::remove(g, a)
+        }
+        Command::Image(ImageCommand::Inspect(a)) => container_cmd::images::inspect(g, a),
+        Command::Image(ImageCommand::Prune(a)) => container_cmd::images::prune(g, a),
         Command::Image(ImageCommand::Verify) => images_cmd::verify(g),
         Command::Image(ImageCommand::Mount(a)) => images_cmd::mount(g, a),
         Command::Image(ImageCommand::Unmount(a)) => images_cmd::unmount(g, a),
-        Command::Save(a) | Command::Image(ImageCommand::Save(a)) => archive_cmd::save(g, a),
-        Command::Load(a) | Command::Image(ImageCommand::Load(a)) => archive_cmd::load(g, a),
+        Command::Save(a) | Command::Image(ImageCommand::Save(a)) => {
+            container_cmd::images::save(g, a)
+        }
+        Command::Load(a) | Command::Image(ImageCommand::Load(a)) => {
+            container_cmd::images::load(g, a)
+        }
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => archive_cmd::import(g, a),
         Command::Registry(c) => registry_cmd::dispatch(g, c),
         Command::Containers(c) => container_cmd::dispatch(g, c),

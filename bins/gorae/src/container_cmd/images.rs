@@ -8,7 +8,9 @@ use std::io::Write;
 use anyhow::{anyhow, Result};
 use gorae_api::client::{query, Client, Method, RequestBody};
 use gorae_image::Reference;
-use serde_json::Value;
+use serde_json::{json, Value};
+
+pub use super::image_cmds::*;
 
 /// `busybox` → `busybox:latest`, as docker names it in "Unable to find image".
 pub fn normalize(image: &str) -> Result<String> {
@@ -24,22 +26,7 @@ pub async fn pull_to(
     platform: Option<&str>,
     to_stderr: bool,
 ) -> Result<()> {
-    let reference: Reference = image.parse()?;
-    let reference = reference.with_default_tag();
-    let tag = reference
-        .digest
-        .as_ref()
-        .map(|d| d.to_string())
-        .or_else(|| reference.tag.clone())
-        .unwrap_or_else(|| "latest".into());
-    let mut params = vec![("fromImage", reference.familiar_name()), ("tag", tag)];
-    if let Some(p) = platform {
-        params.push(("platform", p.to_string()));
-    }
-    let path = format!("/images/create{}", query(&params));
-    let mut stream = client
-        .stream(Method::POST, &path, RequestBody::Empty, &[])
-        .await?;
+    let mut stream = pull_stream(client, image, platform).await?;
     while let Some(message) = stream.json::<Value>().await? {
         if let Some(line) = progress_line(&message)? {
             if to_stderr {
@@ -53,9 +40,40 @@ pub async fn pull_to(
     Ok(())
 }
 
+pub(super) async fn pull_stream(
+    client: &Client,
+    image: &str,
+    platform: Option<&str>,
+) -> Result<gorae_api::client::ResponseStream> {
+    let reference: Reference = image.parse()?;
+    let reference = reference.with_default_tag();
+    let tag = reference
+        .digest
+        .as_ref()
+        .map(|d| d.to_string())
+        .or_else(|| reference.tag.clone())
+        .unwrap_or_else(|| "latest".into());
+    let mut params = vec![("fromImage", reference.familiar_name()), ("tag", tag)];
+    if let Some(p) = platform {
+        params.push(("platform", p.to_string()));
+    }
+    let path = format!("/images/create{}", query(&params));
+    let auth = base64_json(&json!({}));
+    let headers = [("X-Registry-Auth", auth.as_str())];
+    Ok(client
+        .stream(Method::POST, &path, RequestBody::Empty, &headers)
+        .await?)
+}
+
+/// docker's X-Registry-Auth encoding: base64url of the JSON credentials.
+pub(super) fn base64_json(v: &Value) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE.encode(v.to_string())
+}
+
 /// One of docker's JSON progress messages as a line without a terminal: `id: status`, or
 /// the status alone; progress-bar updates are skipped; an in-band error fails the pull.
-fn progress_line(message: &Value) -> Result<Option<String>> {
+pub(super) fn progress_line(message: &Value) -> Result<Option<String>> {
     if let Some(error) = message.get("error").and_then(Value::as_str) {
         return Err(anyhow!("{error}"));
     }

@@ -9,6 +9,7 @@
 
 mod cp;
 pub mod create;
+mod image_cmds;
 pub mod images;
 mod logs;
 mod manage;
