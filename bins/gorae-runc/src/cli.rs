@@ -136,6 +136,10 @@ pub enum Command {
     Update(Box<crate::update_events::UpdateArgs>),
     /// Print a container's resource usage and OOM events.
     Events(crate::update_events::EventsArgs),
+    /// Create a container under a monitor process that holds its stdio, logs its output
+    /// (to the global --log, in docker's json-file format) and records its exit; exits once
+    /// the monitor is ready.
+    Monitor(crate::monitor::MonitorArgs),
 }
 
 /// runc (urfave/cli) takes long flags with one dash too (`-root`, `-bundle`); clap does not.
@@ -176,9 +180,16 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
     }
     if matches!(
         cli.command,
-        Command::Create(_) | Command::Run { .. } | Command::Exec(_)
+        Command::Create(_) | Command::Run { .. } | Command::Exec(_) | Command::Monitor(_)
     ) {
         gorae_runtime::sealed_exe::protect_exe()?;
+    }
+    if let Command::Monitor(args) = cli.command {
+        return Ok(crate::monitor::run(crate::monitor::Options {
+            state_root: state_root(&cli.global),
+            log: cli.global.log,
+            args,
+        }));
     }
     let runtime = Runtime::new(state_root(&cli.global), crate::log::warn);
     match cli.command {
@@ -228,6 +239,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Features => println!("{}", serde_json::to_string_pretty(&specgen::features())?),
         Command::Update(args) => crate::update_events::update(&runtime, args)?,
         Command::Events(args) => crate::update_events::events(&runtime, args)?,
+        Command::Monitor(_) => {}
     }
     Ok(0)
 }

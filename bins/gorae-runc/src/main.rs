@@ -8,6 +8,7 @@
 mod cli;
 mod exec_cmd;
 mod log;
+mod monitor;
 mod ps;
 mod update_events;
 
