@@ -204,12 +204,8 @@ async fn images_in_use(engine: &Arc<Engine>) -> Result<Vec<String>, ApiError> {
         all: true,
         ..Default::default()
     };
-    match engine.list(all).await {
-        Ok(containers) => Ok(containers.into_iter().map(|c| c.image_id).collect()),
-        // Before containers exist in the engine, no image is in use.
-        Err(gorae_engine::Error::NotImplemented(_)) => Ok(Vec::new()),
-        Err(e) => Err(e.into()),
-    }
+    let containers = engine.list(all).await?;
+    Ok(containers.into_iter().map(|c| c.image_id).collect())
 }
 
 #[cfg(test)]
