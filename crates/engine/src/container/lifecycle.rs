@@ -21,6 +21,8 @@ use crate::types::{HostConfig, WaitResponse};
 
 /// How long start waits for attaches that arrived before it to connect.
 const ATTACH_WAIT: Duration = Duration::from_secs(10);
+/// How long a signal refused by the runtime may take to show up as a recorded exit.
+const EXIT_GRACE: Duration = Duration::from_secs(10);
 
 impl Engine {
     pub(crate) async fn start_container(&self, id: &str) -> Result<()> {
@@ -331,7 +333,7 @@ impl Engine {
                 .is_ok()
         };
         if !exited {
-            self.signal(c, libc::SIGKILL, false).await?;
+            self.signal_or_exited(c, libc::SIGKILL, false).await?;
             let _ = rx.wait_for(|p| !p.running).await;
         }
         self.emit_container(c, "stop", &[]);
@@ -354,6 +356,20 @@ impl Engine {
             self.emit_container(c, "unpause", &[]);
         }
         Ok(())
+    }
+
+    /// Signals the container; if the runtime refuses because the container has just
+    /// exited (its exit not recorded yet), waits for that exit instead: Ok(false).
+    async fn signal_or_exited(&self, c: &Arc<Container>, sig: i32, thaw: bool) -> Result<bool> {
+        let mut rx = c.progress.subscribe();
+        let Err(e) = self.signal(c, sig, thaw).await else {
+            return Ok(true);
+        };
+        let exited = tokio::time::timeout(EXIT_GRACE, rx.wait_for(|p| !p.running)).await;
+        match exited {
+            Ok(_) => Ok(false),
+            Err(_) => Err(e),
+        }
     }
 
     pub(crate) async fn kill_container(&self, id: &str, signal: Option<String>) -> Result<()> {
@@ -381,7 +397,14 @@ impl Engine {
         }
         c.update(|r| r.state.manually_stopped = true)?;
         let paused = rec.state.status == Status::Paused;
-        self.signal(&c, sig, paused && final_signal).await
+        match self.signal_or_exited(&c, sig, paused && final_signal).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Error::Conflict(format!(
+                "Container {} is not running",
+                c.id
+            ))),
+            Err(e) => Err(e),
+        }
     }
 
     pub(crate) async fn restart_container(
@@ -462,7 +485,7 @@ impl Engine {
                 }
                 let mut rx = c.progress.subscribe();
                 let paused = rec.state.status == Status::Paused;
-                self.signal(&c, libc::SIGKILL, paused).await?;
+                self.signal_or_exited(&c, libc::SIGKILL, paused).await?;
                 let _ = rx.wait_for(|p| !p.running).await;
             }
             Status::Removing => {

@@ -1,0 +1,468 @@
+//! Real containers through `Engine`: create, start, stop, kill, wait, remove, attach,
+//! pause, rename, update, restart policies, events, list filters — with busybox, gorae-runc
+//! and its monitor, as root. Each test has its own data root and checks that nothing of it
+//! (mounts, cgroups, monitors) is left.
+
+mod core_support;
+
+use core_support::*;
+use gorae_engine::engine::{AttachOptions, ListOptions, WaitCondition};
+use gorae_engine::Error;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_to_exit_and_records_it() {
+    if !can_run() {
+        return;
+    }
+    let root = Root::new();
+    let engine = root.open().await;
+    let id = create(
+        &engine,
+        Some("first"),
+        request(&["sh", "-c", "echo hello; echo oops >&2; exit 3"]),
+    )
+    .await;
+    let c = inspect(&engine, &id).await;
+    assert_eq!(c.state.status, "created");
+    assert_eq!(c.name, "/first");
+    assert_eq!(c.path, "sh");
+    let wait = engine
+        .wait(&id, WaitCondition::NextExit)
+        .await
+        .expect("wait");
+    engine.start(&id).await.expect("start");
+    let res = wait.await;
+    assert_eq!(res.status_code, 3);
+    let c = inspect(&engine, &id).await;
+    assert_eq!(c.state.status, "exited");
+    assert_eq!(c.state.exit_code, 3);
+    assert!(!c.state.running);
+    assert_ne!(c.state.finished_at, "0001-01-01T00:00:00Z");
+    let log = std::fs::read_to_string(&c.log_path).expect("json log");
+    assert!(
+        log.contains(r#""log":"hello\n","stream":"stdout""#),
+        "{log}"
+    );
+    assert!(log.contains(r#""log":"oops\n","stream":"stderr""#), "{log}");
+    // Not running now: not-running returns at once with the last exit code.
+    let res = engine
+        .wait(&id, WaitCondition::NotRunning)
+        .await
+        .expect("wait")
+        .await;
+    assert_eq!(res.status_code, 3);
+    let dir = root.config.container_dir(&id);
+    engine.remove(&id, false, false).await.expect("remove");
+    assert!(!dir.exists());
+    assert!(matches!(
+        engine.inspect(&id, false).await,
+        Err(Error::NotFound(_))
+    ));
+    root.teardown(engine).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_escalates_and_kill_signals() {
+    if !can_run() {
+        return;
+    }
+    let root = Root::new();
+    let engine = root.open().await;
+    // pid 1 ignores SIGTERM without a handler: stop has to escalate to SIGKILL.
+    let stubborn = create(&engine, None, request(&["sleep", "1000"])).await;
+    // This one exits cleanly on SIGTERM.
+    let polite = create(
+        &engine,
+        None,
+        request(&[
+            "sh",
+            "-c",
+            "trap 'exit 0' TERM; while true; do sleep 0.1; done",
+        ]),
+    )
+    .await;
+    for id in [&stubborn, &polite] {
+        engine.start(id).await.expect("start");
+        assert!(matches!(engine.start(id).await, Err(Error::NotModified(_))));
+        let c = inspect(&engine, id).await;
+        assert_eq!(c.state.status, "running");
+        assert!(c.state.pid > 0);
+    }
+    engine.stop(&stubborn, None, Some(1)).await.expect("stop");
+    assert_eq!(inspect(&engine, &stubborn).await.state.exit_code, 137);
+    engine.stop(&polite, None, Some(30)).await.expect("stop");
+    assert_eq!(inspect(&engine, &polite).await.state.exit_code, 0);
+    assert!(matches!(
+        engine.stop(&polite, None, None).await,
+        Err(Error::NotModified(_))
+    ));
+    let err = engine
+        .kill(&polite, None)
+        .await
+        .expect_err("kill of a stopped one");
+    assert!(matches!(err, Error::Conflict(_)), "{err}");
+    // Restart runs it again; kill with a named signal ends it.
+    engine
+        .restart(&stubborn, None, Some(1))
+        .await
+        .expect("restart");
+    assert_eq!(inspect(&engine, &stubborn).await.state.status, "running");
+    let wait = engine
+        .wait(&stubborn, WaitCondition::NotRunning)
+        .await
+        .expect("wait");
+    engine
+        .kill(&stubborn, Some("KILL".into()))
+        .await
+        .expect("kill");
+    assert_eq!(wait.await.status_code, 137);
+    root.teardown(engine).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_lookup_rename_and_remove_rules() {
+    if !can_run() {
+        return;
+    }
+    let root = Root::new();
+    let engine = root.open().await;
+    let id = create(&engine, Some("web"), request(&["sleep", "1000"])).await;
+    let err = engine
+        .create(Some("web".into()), request(&["true"]))
+        .await
+        .expect_err("name clash");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "Conflict. The container name \"/web\" is already in use by container \"{id}\". \
+             You have to remove (or rename) that container to be able to reuse that name."
+        )
+    );
+    assert!(matches!(
+        engine.create(Some("-bad".into()), request(&["true"])).await,
+        Err(Error::InvalidParameter(_))
+    ));
+    assert_eq!(inspect(&engine, "web").await.id, id);
+    assert_eq!(inspect(&engine, "/web").await.id, id);
+    assert_eq!(inspect(&engine, &id[..8]).await.id, id);
+    let err = engine.inspect("nothing", false).await.expect_err("unknown");
+    assert_eq!(err.to_string(), "No such container: nothing");
+    let other = create(&engine, None, request(&["true"])).await;
+    let random = inspect(&engine, &other).await.name;
+    assert!(random.len() > 3 && random.contains('_'), "{random}");
+    engine.rename(&id, "db").await.expect("rename");
+    assert_eq!(inspect(&engine, "db").await.id, id);
+    assert!(engine.inspect("web", false).await.is_err());
+    let err = engine.rename(&other, "db").await.expect_err("taken");
+    assert!(matches!(err, Error::Conflict(_)));
+    engine.start(&id).await.expect("start");
+    let err = engine.remove(&id, false, false).await.expect_err("running");
+    assert!(err.to_string().contains("container is running"), "{err}");
+    let removed = engine
+        .wait(&id, WaitCondition::Removed)
+        .await
+        .expect("wait");
+    engine.remove(&id, true, false).await.expect("force remove");
+    assert_eq!(removed.await.status_code, 137);
+    root.teardown(engine).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refuses_what_it_cannot_do_clearly() {
+    if !can_run() {
+        return;
+    }
+    let root = Root::new();
+    let engine = root.open().await;
+    for mode in ["", "default", "bridge"] {
+        let mut req = request(&["true"]);
+        req.host_config.network_mode = mode.into();
+        let err = engine.create(None, req).await.expect_err("no bridge yet");
+        assert!(matches!(err, Error::InvalidParameter(_)), "{mode}: {err}");
+        assert!(
+            err.to_string()
+                .contains("bridge network is not available yet"),
+            "{err}"
+        );
+    }
+    let mut req = request(&["true"]);
+    req.host_config.init = Some(true);
+    assert!(matches!(
+        engine.create(None, req).await,
+        Err(Error::NotImplemented(_))
+    ));
+    let mut req = request(&["true"]);
+    req.config.image = "no-such-image".into();
+    let err = engine.create(None, req).await.expect_err("no image");
+    assert_eq!(err.to_string(), "No such image: no-such-image:latest");
+    let id = create(&engine, None, request(&["/no/such/binary"])).await;
+    let err = engine.start(&id).await.expect_err("no binary");
+    let c = inspect(&engine, &id).await;
+    assert_eq!(c.state.status, "created", "{err}");
+    assert!(!c.state.error.is_empty());
+    // A second engine on the same root is refused.
+    let err = gorae_engine::Engine::open(root.config.clone())
+        .await
+        .err()
+        .expect("second engine");
+    assert!(err.to_string().contains("another gorae daemon"), "{err}");
+    root.teardown(engine).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attach_before_start_sees_all_output() {
+    if !can_run() {
+        return;
+    }
+    let root = Root::new();
+    let engine = root.open().await;
+    let mut req = request(&["sh", "-c", "echo out; echo err >&2"]);
+    req.config.attach_stdout = true;
+    req.config.attach_stderr = true;
+    let id = create(&engine, None, req).await;
+    let opts = AttachOptions {
+        stream: true,
+        stdout: true,
+        stderr: true,
+        ..Default::default()
+    };
+    let hijack = engine.attach_prepare(&id, opts).await.expect("attach");
+    assert_eq!(hijack.kind, gorae_engine::engine::StreamKind::Multiplexed);
+    let (client, server) = tokio::io::duplex(64 * 1024);
+    let pump = tokio::spawn((hijack.run)(Box::new(server)));
+    engine.start(&id).await.expect("start");
+    let mut got = Vec::new();
+    let mut client = client;
+    tokio::io::AsyncReadExt::read_to_end(&mut client, &mut got)
+        .await
+        .expect("read attach");
+    pump.await.expect("pump");
+    let frames = demux(&got);
+    assert!(frames.contains(&(1, b"out\n".to_vec())), "{frames:?}");
+    assert!(frames.contains(&(2, b"err\n".to_vec())), "{frames:?}");
+    root.teardown(engine).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tty_attach_with_stdin_echoes() {
+    if !can_run() {
+        return;
+    }
+    let root = Root::new();
+    let engine = root.open().await;
+    let mut req = request(&["sh", "-c", "read line; echo got:$line"]);
+    req.config.tty = true;
+    req.config.open_stdin = true;
+    req.config.stdin_once = true;
+    let id = create(&engine, None, req).await;
+    let opts = AttachOptions {
+        stream: true,
+        stdin: true,
+        stdout: true,
+        stderr: true,
+        ..Default::default()
+    };
+    let hijack = engine.attach_prepare(&id, opts).await.expect("attach");
+    assert_eq!(hijack.kind, gorae_engine::engine::StreamKind::Raw);
+    let (mut client, server) = tokio::io::duplex(64 * 1024);
+    let pump = tokio::spawn((hijack.run)(Box::new(server)));
+    engine.start(&id).await.expect("start");
+    engine.resize(&id, 30, 100).await.expect("resize");
+    tokio::io::AsyncWriteExt::write_all(&mut client, b"hello\n")
+        .await
+        .expect("write");
+    let mut got = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut client, &mut got)
+        .await
+        .expect("read");
+    pump.await.expect("pump");
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.contains("got:hello"), "{text:?}");
+    root.teardown(engine).await;
+}
+
+/// Docker's multiplexed stream as (stream, payload) frames.
+fn demux(mut data: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    while data.len() >= 8 {
+        let len = u32::from_be_bytes([data[4], data[5], data[6], data[7]]) as usize;
+        let end = (8 + len).min(data.len());
+        out.push((data[0], data[8..end].to_vec()));
+        data = &data[end..];
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_update_and_list_filters() {
+    if !can_run() {
+        return;
+    }
+    let root = Root::new();
+    let engine = root.open().await;
+    let mut req = request(&["sleep", "1000"]);
+    req.config.labels = Some([("tier".to_string(), "web".to_string())].into());
+    req.host_config.resources.memory = 64 << 20;
+    let web = create(&engine, Some("web"), req).await;
+    let done = create(&engine, Some("done"), request(&["sh", "-c", "exit 4"])).await;
+    engine.start(&web).await.expect("start");
+    let wait = engine
+        .wait(&done, WaitCondition::NextExit)
+        .await
+        .expect("wait");
+    engine.start(&done).await.expect("start");
+    assert_eq!(wait.await.status_code, 4);
+
+    engine.pause(&web).await.expect("pause");
+    let c = inspect(&engine, &web).await;
+    assert!(c.state.paused && c.state.running);
+    assert_eq!(c.state.status, "paused");
+    assert!(matches!(engine.pause(&web).await, Err(Error::Conflict(_))));
+    engine.unpause(&web).await.expect("unpause");
+    assert!(matches!(
+        engine.unpause(&web).await,
+        Err(Error::Conflict(_))
+    ));
+
+    let memory_limit = |id: &str| {
+        let path = format!(
+            "/sys/fs/cgroup/memory/{}/{id}/memory.limit_in_bytes",
+            root.config.cgroup_parent
+        );
+        std::fs::read_to_string(path)
+            .ok()
+            .map(|s| s.trim().to_string())
+    };
+    if let Some(limit) = memory_limit(&web) {
+        assert_eq!(limit, (64u64 << 20).to_string());
+    }
+    let mut update = gorae_engine::types::UpdateRequest::default();
+    update.resources.memory = 128 << 20;
+    update.resources.memory_swap = -1;
+    engine.update(&web, update).await.expect("update");
+    if let Some(limit) = memory_limit(&web) {
+        assert_eq!(limit, (128u64 << 20).to_string());
+    }
+    let c = inspect(&engine, &web).await;
+    assert_eq!(c.host_config.resources.memory, 128 << 20);
+
+    let names = |list: Vec<gorae_engine::types::ContainerSummary>| -> Vec<String> {
+        list.into_iter().map(|c| c.names[0].clone()).collect()
+    };
+    let list = |all: bool, filters: &[(&str, &str)]| {
+        let mut f = gorae_engine::engine::Filters::new();
+        for (k, v) in filters {
+            f.entry(k.to_string()).or_default().push(v.to_string());
+        }
+        engine.list(ListOptions {
+            all,
+            filters: f,
+            ..Default::default()
+        })
+    };
+    assert_eq!(names(list(false, &[]).await.unwrap()), ["/web"]);
+    assert_eq!(names(list(true, &[]).await.unwrap()), ["/done", "/web"]);
+    assert_eq!(
+        names(list(false, &[("status", "exited")]).await.unwrap()),
+        ["/done"]
+    );
+    assert_eq!(
+        names(list(false, &[("exited", "4")]).await.unwrap()),
+        ["/done"]
+    );
+    assert_eq!(
+        names(list(true, &[("label", "tier=web")]).await.unwrap()),
+        ["/web"]
+    );
+    assert_eq!(
+        names(list(true, &[("name", "^/do")]).await.unwrap()),
+        ["/done"]
+    );
+    assert_eq!(
+        names(list(true, &[("since", "web")]).await.unwrap()),
+        ["/done"]
+    );
+    assert_eq!(
+        names(list(true, &[("before", "done")]).await.unwrap()),
+        ["/web"]
+    );
+    assert_eq!(
+        names(list(true, &[("ancestor", IMAGE)]).await.unwrap()).len(),
+        2
+    );
+    assert!(matches!(
+        list(true, &[("status", "sleepy")]).await,
+        Err(Error::InvalidParameter(_))
+    ));
+    assert!(matches!(
+        list(true, &[("bogus", "x")]).await,
+        Err(Error::InvalidParameter(_))
+    ));
+    let summary = &list(false, &[]).await.unwrap()[0];
+    assert!(summary.status.starts_with("Up "), "{}", summary.status);
+    assert_eq!(summary.command, "sleep 1000");
+    let exited = &list(false, &[("status", "exited")]).await.unwrap()[0];
+    assert!(
+        exited.status.starts_with("Exited (4) "),
+        "{}",
+        exited.status
+    );
+
+    let pruned = engine.prune(Default::default()).await.expect("prune");
+    assert_eq!(pruned["ContainersDeleted"], serde_json::json!([done]));
+    root.teardown(engine).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_policies_and_events() {
+    if !can_run() {
+        return;
+    }
+    let root = Root::new();
+    let engine = root.open().await;
+    let mut events = engine
+        .events(None, None, Default::default())
+        .expect("events");
+    let mut req = request(&["sh", "-c", "exit 1"]);
+    req.host_config.restart_policy.name = "on-failure".into();
+    req.host_config.restart_policy.maximum_retry_count = 2;
+    let id = create(&engine, Some("flaky"), req).await;
+    engine.start(&id).await.expect("start");
+    eventually("two restarts and a final exit", || async {
+        let c = inspect(&engine, &id).await;
+        c.restart_count == 2 && c.state.status == "exited"
+    })
+    .await;
+    let mut actions = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        assert_eq!(e.actor.attributes["name"], "flaky");
+        if e.action == "die" {
+            assert_eq!(e.actor.attributes["exitCode"], "1");
+        }
+        actions.push(e.action);
+    }
+    assert_eq!(
+        actions,
+        ["create", "start", "die", "start", "die", "start", "die"]
+    );
+    // An always-restarting container is not restarted after an explicit stop.
+    let mut req = request(&["sleep", "1000"]);
+    req.host_config.restart_policy.name = "always".into();
+    let always = create(&engine, None, req).await;
+    engine.start(&always).await.expect("start");
+    engine.stop(&always, None, Some(0)).await.expect("stop");
+    let c = inspect(&engine, &always).await;
+    assert_eq!(c.state.status, "exited");
+    // Past events replay with since; the filters narrow them.
+    let mut f = gorae_engine::engine::Filters::new();
+    f.insert("event".into(), vec!["stop".into()]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let mut past = engine.events(Some(0.0), Some(now), f).expect("events");
+    let stop = past.recv().await.expect("a stop event");
+    assert_eq!(stop.actor.id, always);
+    assert!(past.recv().await.is_none());
+    root.teardown(engine).await;
+}
