@@ -226,11 +226,12 @@ where
         async move { Ok::<_, Infallible>(serve_request(engine, stop, req).await) }
     });
     // half_close: a client that shuts its write side after the request (nc -N, scripts)
-    // still gets its answer.
+    // still gets its answer. The header timeout also closes idle keep-alive connections
+    // (hyper starts it while waiting for the next request): dockerd's 5 minutes.
     let conn = http1::Builder::new()
         .half_close(true)
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(60))
+        .header_read_timeout(Duration::from_secs(300))
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     tokio::pin!(conn);
