@@ -9,7 +9,7 @@ use gorae_engine::types::{CreateRequest, HealthConfig, LogConfig};
 
 use super::parse;
 
-#[derive(Args, Debug, Default, Clone)]
+#[derive(Args, Debug, Clone)]
 pub struct CreateFlags {
     /// Assign a name to the container.
     #[arg(long)]
@@ -130,6 +130,9 @@ pub struct CreateFlags {
     /// Container host name.
     #[arg(short = 'h', long)]
     pub hostname: Option<String>,
+    /// Pull image before running ("always", "missing", "never").
+    #[arg(long, default_value = "missing", value_parser = ["always", "missing", "never"])]
+    pub pull: String,
     /// Set platform if server is multi-platform capable.
     #[arg(long)]
     pub platform: Option<String>,
@@ -495,6 +498,15 @@ mod tests {
         let req = request(&["img", "-d", "--rm"], false);
         assert_eq!(req.config.cmd.as_deref().unwrap(), ["-d", "--rm"]);
         assert!(!req.host_config.auto_remove);
+    }
+
+    #[test]
+    fn pull_policy_is_checked() {
+        assert!(T::try_parse_from(["run", "--pull", "sometimes", "img"]).is_err());
+        let t = T::try_parse_from(["run", "img"]).unwrap();
+        assert_eq!(t.flags.pull, "missing");
+        let t = T::try_parse_from(["run", "--pull", "never", "img"]).unwrap();
+        assert_eq!(t.flags.pull, "never");
     }
 
     #[test]

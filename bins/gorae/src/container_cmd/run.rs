@@ -203,11 +203,14 @@ async fn create_pulling(
         params.push(("platform", platform.clone()));
     }
     let path = format!("/containers/create{}", query(&params));
+    if flags.pull == "always" {
+        images::pull_to(client, &req.config.image, flags.platform.as_deref(), true).await?;
+    }
     let created = match client
         .post_json::<CreateResponse>(&path, RequestBody::json(&req))
         .await
     {
-        Err(e) if is_missing_image(&e) => {
+        Err(e) if is_missing_image(&e) && flags.pull == "missing" => {
             let reference = images::normalize(&req.config.image)?;
             eprintln!("Unable to find image '{reference}' locally");
             images::pull_to(client, &req.config.image, flags.platform.as_deref(), true).await?;

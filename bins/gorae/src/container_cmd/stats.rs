@@ -209,10 +209,14 @@ pub async fn stats(client: Client, args: StatsArgs) -> Result<()> {
             Ok(map) => map.values().cloned().collect(),
             Err(_) => break,
         };
-        // Clear the screen and redraw, as docker does on a terminal.
-        print!("\x1b[2J\x1b[H{}", format.render(&rows)?);
-        use std::io::Write;
-        std::io::stdout().flush()?;
+        use std::io::{IsTerminal, Write};
+        let mut out = std::io::stdout();
+        if out.is_terminal() {
+            // Clear the screen and redraw, as docker does on a terminal.
+            write!(out, "\x1b[2J\x1b[H")?;
+        }
+        write!(out, "{}", format.render(&rows)?)?;
+        out.flush()?;
         if tasks.iter().all(|t| t.is_finished()) {
             break;
         }
