@@ -1,8 +1,9 @@
 //! `gorae daemon`: opens the engine on a data root (one daemon per root: the engine takes
 //! the root's lock) and serves the Docker Engine API on its hosts until SIGTERM or SIGINT.
 //!
-//! Settings come from a TOML file (`-c`: the engine's fields, `hosts`, `insecure_plain_tcp`
-//! and a `[tls]` table with `cert`, `key`, `cacert`); flags override it. When the API is up
+//! Settings come from a TOML file (`-c`: the engine's fields, `hosts`, `insecure_plain_tcp`,
+//! `insecure_registries` and a `[tls]` table with `cert`, `key`, `cacert`); flags override
+//! it (the global `--insecure-registry` adds to the file's list). When the API is up
 //! it prints one line, "gorae daemon: API listening on <hosts>", to stderr: scripts and
 //! tests wait for it.
 
@@ -55,6 +56,8 @@ struct FileConfig {
     log_level: Option<String>,
     hosts: Vec<String>,
     insecure_plain_tcp: bool,
+    /// Registries (`host[:port]`) reached over plain http, besides `--insecure-registry`.
+    insecure_registries: Vec<String>,
     tls: Option<FileTls>,
 }
 
@@ -71,24 +74,31 @@ pub fn run(global: &Global, args: DaemonArgs) -> Result<()> {
         Some(path) => read_config(path)?,
         None => FileConfig::default(),
     };
+    let mut insecure = global.insecure_registries.clone();
+    insecure.extend(file.insecure_registries.iter().cloned());
     let (engine_config, server_config) = settings(global, args, file)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let result = runtime.block_on(serve(engine_config, server_config));
+    let result = runtime.block_on(serve(engine_config, server_config, insecure));
     // Hijacked streams are not drained: they end with the daemon, as docker's do.
     runtime.shutdown_timeout(Duration::from_secs(2));
     result
 }
 
-async fn serve(engine_config: EngineConfig, server_config: ServerConfig) -> Result<()> {
+async fn serve(
+    engine_config: EngineConfig,
+    server_config: ServerConfig,
+    insecure_registries: Vec<String>,
+) -> Result<()> {
     // Handlers first, so that a signal right after the ready line is a clean stop.
     let stop = stop_signal()?;
     let root = engine_config.root.clone();
     let engine = Engine::open(engine_config)
         .await
         .with_context(|| format!("opening the engine on {}", root.display()))?;
+    engine.images().set_insecure_registries(insecure_registries);
     let server = Server::bind(&server_config, engine).await?;
     eprintln!(
         "gorae daemon: API listening on {}",
