@@ -188,7 +188,16 @@ impl Engine {
         if config.cmd.as_ref().is_none_or(|c| c.is_empty()) {
             return Err(Error::InvalidParameter("No exec command specified".into()));
         }
-        Ok(self.execs.insert(&view.id, config)?.id.clone())
+        let cmd = config.cmd.clone().unwrap_or_default().join(" ");
+        let inst = self.execs.insert(&view.id, config)?;
+        let attrs = [("execID", inst.id.clone())];
+        self.emit(
+            "container",
+            &format!("exec_create: {cmd}"),
+            &view.id,
+            &attrs,
+        );
+        Ok(inst.id.clone())
     }
 
     /// Detached starts run in the background and return `None`; attached ones return the
@@ -212,14 +221,18 @@ impl Engine {
             inst.finish(126);
             return Err(e);
         }
+        let cmd = inst.config.cmd.clone().unwrap_or_default().join(" ");
+        let attrs = [("execID", inst.id.clone())];
+        self.emit("container", &format!("exec_start: {cmd}"), &view.id, &attrs);
+        let me = self.me.clone();
         if start.detach {
-            tokio::spawn(crate::exec::run(inst, launch, None));
+            tokio::spawn(run_exec(me, inst, launch, None));
             return Ok(None);
         }
         let kind = stream_kind(inst.config.tty);
         Ok(Some(Hijack {
             kind,
-            run: Box::new(move |conn| Box::pin(crate::exec::run(inst, launch, Some(conn)))),
+            run: Box::new(move |conn| Box::pin(run_exec(me, inst, launch, Some(conn)))),
         }))
     }
 
@@ -242,11 +255,25 @@ impl Engine {
         if is_mount_point(&view.rootfs) {
             return ContainerRoot::open(view.rootfs.clone(), None, Some(lock));
         }
-        let snapshots = gorae_image::layer::snapshot::Snapshots::open(
-            &gorae_image::DataRoot::new(&self.config().root),
-        )?;
-        snapshots.mount(&view.id, &view.rootfs)?;
-        ContainerRoot::open(view.rootfs.clone(), Some(snapshots), Some(lock))
+        // The snapshot is the container's id (engine-core mounts it so at start).
+        let store = self.images().store().clone();
+        store.snapshots.mount(&view.id, &view.rootfs)?;
+        ContainerRoot::open(view.rootfs.clone(), Some(store), Some(lock))
+    }
+}
+
+/// Runs an exec and publishes its `exec_die`.
+async fn run_exec(
+    engine: std::sync::Weak<Engine>,
+    inst: Arc<crate::exec::ExecInstance>,
+    launch: crate::exec::Launch,
+    conn: Option<crate::engine::DuplexStream>,
+) {
+    crate::exec::run(inst.clone(), launch, conn).await;
+    if let Some(engine) = engine.upgrade() {
+        let code = inst.inspect().exit_code.unwrap_or(126);
+        let attrs = [("execID", inst.id.clone()), ("exitCode", code.to_string())];
+        engine.emit("container", "exec_die", &inst.container_id, &attrs);
     }
 }
 
@@ -257,14 +284,14 @@ static STOPPED_ROOTS: LazyLock<Arc<tokio::sync::Mutex<()>>> = LazyLock::new(Arc:
 struct ContainerRoot {
     fd: OwnedFd,
     path: PathBuf,
-    mounted: Option<gorae_image::layer::snapshot::Snapshots>,
+    mounted: Option<Arc<gorae_image::Store>>,
     _lock: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl ContainerRoot {
     fn open(
         path: PathBuf,
-        mounted: Option<gorae_image::layer::snapshot::Snapshots>,
+        mounted: Option<Arc<gorae_image::Store>>,
         lock: Option<tokio::sync::OwnedMutexGuard<()>>,
     ) -> Result<ContainerRoot> {
         let opened = nix::fcntl::open(
@@ -280,8 +307,8 @@ impl ContainerRoot {
                 _lock: lock,
             }),
             Err(e) => {
-                if let Some(s) = &mounted {
-                    let _ = s.unmount(&path);
+                if let Some(store) = &mounted {
+                    let _ = store.snapshots.unmount(&path);
                 }
                 Err(Error::io(&path, e.into()))
             }
@@ -291,8 +318,8 @@ impl ContainerRoot {
 
 impl Drop for ContainerRoot {
     fn drop(&mut self) {
-        if let Some(snapshots) = &self.mounted {
-            let _ = snapshots.unmount(&self.path);
+        if let Some(store) = &self.mounted {
+            let _ = store.snapshots.unmount(&self.path);
         }
     }
 }
