@@ -2,7 +2,7 @@
 //! existing directory the source keeps its name; to a path that does not exist it takes
 //! that name; `-` streams a tar archive from stdin or to stdout.
 
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -54,7 +54,16 @@ pub async fn cp(client: Client, args: CpArgs) -> Result<()> {
         (Some(_), Some(_)) => Err(anyhow!("copying between containers is not supported")),
         (None, None) => Err(anyhow!("must specify at least one container source")),
     };
-    result.map_err(|e| with_code(1, e))
+    let copied = result.map_err(|e| with_code(1, e))?;
+    // docker prints this on a terminal only (progress is suppressed otherwise).
+    if !args.quiet && args.destination != "-" && std::io::stderr().is_terminal() {
+        eprintln!(
+            "Successfully copied {} to {}",
+            super::human_size(copied as f64),
+            args.destination
+        );
+    }
+    Ok(())
 }
 
 /// The `X-Docker-Container-Path-Stat` header: base64 JSON {name, size, mode, mtime,
@@ -69,7 +78,8 @@ fn path_stat(header: Option<&str>) -> Option<Value> {
 /// Go's os.ModeDir bit, as the stat header carries the mode.
 const GO_MODE_DIR: u64 = 1 << 31;
 
-async fn from_container(client: &Client, container: &str, src: &str, dest: &str) -> Result<()> {
+/// Returns the size of the archive received.
+async fn from_container(client: &Client, container: &str, src: &str, dest: &str) -> Result<u64> {
     let path = format!(
         "/containers/{}/archive{}",
         seg(container),
@@ -97,13 +107,16 @@ async fn from_container(client: &Client, container: &str, src: &str, dest: &str)
         }
         extract(reader, Path::new(&dest), source_is_dir)
     });
+    let mut copied = 0u64;
     while let Some(chunk) = stream.chunk().await? {
+        copied += chunk.len() as u64;
         if tx.send(chunk).is_err() {
             break;
         }
     }
     drop(tx);
-    writer.await.map_err(|e| anyhow!("extracting: {e}"))?
+    writer.await.map_err(|e| anyhow!("extracting: {e}"))??;
+    Ok(copied)
 }
 
 /// A blocking reader over chunks a task sends.
@@ -188,13 +201,14 @@ fn safe_relative(name: &Path) -> Option<PathBuf> {
     (!out.as_os_str().is_empty()).then_some(out)
 }
 
+/// Returns the size of the archive sent.
 async fn to_container(
     client: &Client,
     src: &str,
     container: &str,
     dest: &str,
     follow: bool,
-) -> Result<()> {
+) -> Result<u64> {
     // Whether the destination exists and is a directory decides the entry name.
     let stat_path = format!(
         "/containers/{}/archive{}",
@@ -238,7 +252,7 @@ async fn to_container(
     let src_owned = src.to_string();
     let producer = tokio::task::spawn_blocking(move || {
         let sender = tx.clone();
-        let mut writer = ChannelWriter { tx };
+        let mut writer = ChannelWriter { tx, written: 0 };
         let result = if src_owned == "-" {
             std::io::copy(&mut std::io::stdin().lock(), &mut writer).map(|_| ())
         } else {
@@ -247,7 +261,7 @@ async fn to_container(
         if let Err(e) = &result {
             let _ = sender.blocking_send(Err(std::io::Error::other(e.to_string())));
         }
-        result
+        result.map(|()| writer.written)
     });
     let put = format!(
         "/containers/{}/archive{}",
@@ -260,9 +274,9 @@ async fn to_container(
     let produced = producer
         .await
         .map_err(|e| anyhow!("archiving {src}: {e}"))?;
-    produced.with_context(|| format!("archiving {src}"))?;
+    let written = produced.with_context(|| format!("archiving {src}"))?;
     sent?;
-    Ok(())
+    Ok(written)
 }
 
 /// A tar of `src` whose top entry is named `name` (default: the source's own name).
@@ -297,6 +311,7 @@ fn build_tar(
 /// A blocking writer that sends what is written to the request body.
 struct ChannelWriter {
     tx: mpsc::Sender<std::io::Result<Bytes>>,
+    written: u64,
 }
 
 impl Write for ChannelWriter {
@@ -309,6 +324,7 @@ impl Write for ChannelWriter {
                     "the daemon closed the upload",
                 )
             })?;
+        self.written += buf.len() as u64;
         Ok(buf.len())
     }
 
