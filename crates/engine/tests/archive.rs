@@ -306,3 +306,89 @@ fn a_running_containers_files_through_its_proc_root() {
     let st = archive::path_stat(&archive::open_target(&root, "/bin/sh").unwrap());
     assert_eq!(st.link_target, "/bin/busybox");
 }
+
+// ---- through the engine (root; gorae-runc and its monitor)
+
+#[path = "core_support/mod.rs"]
+mod core_support;
+
+async fn body_of(mut rx: tokio::sync::mpsc::Receiver<bytes::Bytes>) -> Vec<u8> {
+    let mut all = Vec::new();
+    while let Some(chunk) = rx.recv().await {
+        all.extend_from_slice(&chunk);
+    }
+    all
+}
+
+fn tar_of(name: &str, data: &[u8]) -> tokio::sync::mpsc::Receiver<bytes::Bytes> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(0o644);
+    h.set_size(data.len() as u64);
+    b.append_data(&mut h, name, data).unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    // Sent in two pieces: the extraction reads across chunk boundaries.
+    let tar = b.into_inner().unwrap();
+    let (a, rest) = tar.split_at(700);
+    tx.try_send(bytes::Bytes::copy_from_slice(a)).unwrap();
+    tx.try_send(bytes::Bytes::copy_from_slice(rest)).unwrap();
+    rx
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_archive_on_stopped_and_running_containers() {
+    if !io_support::can_run() {
+        return;
+    }
+    let root = core_support::Root::new();
+    let engine = root.open().await;
+    let id = core_support::create(
+        &engine,
+        Some("cp"),
+        core_support::request(&["sleep", "1003"]),
+    )
+    .await;
+    // Created, never started: the root is mounted for the copy and unmounted after.
+    engine
+        .archive_put("cp", "/tmp", false, tar_of("in.txt", b"stopped\n"))
+        .await
+        .unwrap();
+    let (header, rx) = engine.archive_get("cp", "/tmp/in.txt").await.unwrap();
+    let tar = body_of(rx).await;
+    let mut archive = tar::Archive::new(&tar[..]);
+    let mut entry = archive.entries().unwrap().next().unwrap().unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
+    assert_eq!(text, "stopped\n");
+    assert!(!header.is_empty());
+    let err = engine.archive_stat("cp", "/nope").await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Could not find the file /nope in container cp"
+    );
+    let err = engine
+        .archive_put("cp", "/bin/busybox", false, tar_of("x", b""))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, gorae_engine::Error::InvalidParameter(_)),
+        "{err}"
+    );
+    // Running: through /proc/<pid>/root, and the file put before is there.
+    engine.start(&id).await.unwrap();
+    engine
+        .archive_put("cp", "/tmp", false, tar_of("run.txt", b"running\n"))
+        .await
+        .unwrap();
+    let (_, rx) = engine.archive_get("cp", "/tmp").await.unwrap();
+    let tar = body_of(rx).await;
+    let names: Vec<String> = tar::Archive::new(&tar[..])
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert_eq!(names, ["tmp/", "tmp/in.txt", "tmp/run.txt"]);
+    let stat = engine.archive_stat("cp", "/bin/sh").await.unwrap();
+    assert!(!stat.is_empty());
+    root.teardown(engine).await;
+}

@@ -196,3 +196,86 @@ async fn a_tty_exec_ends_with_its_process_even_if_a_child_keeps_the_tty() {
     assert!(String::from_utf8_lossy(&out).contains("started"));
     assert_eq!(inspect.exit_code, Some(0));
 }
+
+// ---- through the engine (root; gorae-runc and its monitor)
+
+#[path = "core_support/mod.rs"]
+mod core_support;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_exec_checks_state_runs_and_reports() {
+    use gorae_engine::types::ExecStartConfig;
+    use gorae_engine::Error;
+    if !can_run() {
+        return;
+    }
+    let root = core_support::Root::new();
+    let engine = root.open().await;
+    let id = core_support::create(
+        &engine,
+        Some("ex"),
+        core_support::request(&["sleep", "1000"]),
+    )
+    .await;
+    let err = engine
+        .exec_create("ex", config(&["true"]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), format!("Container {id} is not running"));
+    engine.start(&id).await.unwrap();
+    assert!(matches!(
+        engine.exec_create("ex", ExecConfig::default()).await,
+        Err(Error::InvalidParameter(_))
+    ));
+    let mut events = engine.events(None, None, Default::default()).unwrap();
+    let exec_id = engine
+        .exec_create("ex", config(&["sh", "-c", "echo $HOSTNAME-ok; exit 7"]))
+        .await
+        .unwrap();
+    assert_eq!(exec_id.len(), 64);
+    let hijack = engine
+        .exec_start(&exec_id, ExecStartConfig::default())
+        .await
+        .unwrap()
+        .expect("an attached start hijacks");
+    assert_eq!(hijack.kind, gorae_engine::engine::StreamKind::Multiplexed);
+    let (mut client, server) = tokio::io::duplex(64 * 1024);
+    tokio::spawn((hijack.run)(Box::new(server)));
+    let mut out = Vec::new();
+    client.read_to_end(&mut out).await.unwrap();
+    assert!(stream_text(&deframe(&out), 1).ends_with("-ok\n"));
+    let inspect = engine.exec_inspect(&exec_id[..12]).await.unwrap();
+    assert_eq!(inspect.exit_code, Some(7));
+    assert_eq!(inspect.container_id, id);
+    assert!(matches!(
+        engine
+            .exec_start(&exec_id, ExecStartConfig::default())
+            .await,
+        Err(Error::Conflict(_))
+    ));
+    let mut actions = Vec::new();
+    while !actions.iter().any(|a: &String| a == "exec_die") {
+        let e = events.recv().await.expect("events");
+        actions.push(e.action.clone());
+    }
+    assert!(
+        actions.iter().any(|a| a.starts_with("exec_create: sh -c")),
+        "{actions:?}"
+    );
+    assert!(
+        actions.iter().any(|a| a.starts_with("exec_start: sh -c")),
+        "{actions:?}"
+    );
+    engine.pause(&id).await.unwrap();
+    let err = engine
+        .exec_create("ex", config(&["true"]))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("is paused"), "{err}");
+    engine.unpause(&id).await.unwrap();
+    assert!(matches!(
+        engine.exec_inspect("nope").await,
+        Err(Error::NotFound(_))
+    ));
+    root.teardown(engine).await;
+}

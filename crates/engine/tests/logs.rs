@@ -246,3 +246,114 @@ async fn follow_stops_when_the_client_goes_away() {
     // that dropping does not hang the runtime's shutdown.
     assert!(done.load(Ordering::SeqCst));
 }
+
+// ---- through the engine, on real containers (root; gorae-runc and its monitor)
+
+#[path = "core_support/mod.rs"]
+mod core_support;
+
+async fn collect(mut rx: tokio::sync::mpsc::Receiver<bytes::Bytes>) -> Vec<u8> {
+    let mut all = Vec::new();
+    while let Some(chunk) = rx.recv().await {
+        all.extend_from_slice(&chunk);
+    }
+    all
+}
+
+fn both() -> gorae_engine::engine::LogsOptions {
+    gorae_engine::engine::LogsOptions {
+        stdout: true,
+        stderr: true,
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_logs_of_an_exited_container_with_tail_and_streams() {
+    use core_support::*;
+    use gorae_engine::engine::{StreamKind, WaitCondition};
+    if !can_run() {
+        return;
+    }
+    let root = Root::new();
+    let engine = root.open().await;
+    let script = "for i in 1 2 3; do echo out$i; echo err$i >&2; done";
+    let id = create(&engine, Some("logs"), request(&["sh", "-c", script])).await;
+    let wait = engine.wait(&id, WaitCondition::NextExit).await.unwrap();
+    engine.start(&id).await.unwrap();
+    assert_eq!(wait.await.status_code, 0);
+    let (kind, rx) = engine.logs("logs", both()).await.unwrap();
+    assert_eq!(kind, StreamKind::Multiplexed);
+    let frames = deframe(&collect(rx).await);
+    let out: String = frames
+        .iter()
+        .filter(|(s, _)| *s == 1)
+        .map(|(_, t)| t.as_str())
+        .collect();
+    let err: String = frames
+        .iter()
+        .filter(|(s, _)| *s == 2)
+        .map(|(_, t)| t.as_str())
+        .collect();
+    assert_eq!(out, "out1\nout2\nout3\n");
+    assert_eq!(err, "err1\nerr2\nerr3\n");
+    // stdout and stderr are separate pipes: their lines interleave in any order in the log,
+    // but the tail is the last two lines whatever their stream.
+    let opts = gorae_engine::engine::LogsOptions {
+        tail: Some(2),
+        timestamps: true,
+        ..both()
+    };
+    let frames = deframe(&collect(engine.logs(&id, opts).await.unwrap().1).await);
+    assert_eq!(frames.len(), 2, "{frames:?}");
+    assert!(frames.iter().all(|(_, t)| t.contains("Z ")), "{frames:?}");
+    let opts = gorae_engine::engine::LogsOptions {
+        stderr: false,
+        tail: Some(100),
+        ..both()
+    };
+    let frames = deframe(&collect(engine.logs(&id, opts).await.unwrap().1).await);
+    assert_eq!(frames.len(), 3, "{frames:?}");
+    let none = gorae_engine::engine::LogsOptions::default();
+    assert!(matches!(
+        engine.logs(&id, none).await,
+        Err(gorae_engine::Error::InvalidParameter(_))
+    ));
+    assert!(matches!(
+        engine.logs("nope", both()).await,
+        Err(gorae_engine::Error::NotFound(_))
+    ));
+    root.teardown(engine).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_logs_follow_ends_when_the_container_exits() {
+    use core_support::*;
+    if !can_run() {
+        return;
+    }
+    let root = Root::new();
+    let engine = root.open().await;
+    let mut req = request(&["sh", "-c", "echo first; read x; echo second"]);
+    req.config.tty = true;
+    req.config.open_stdin = true;
+    let id = create(&engine, None, req).await;
+    engine.start(&id).await.unwrap();
+    let opts = gorae_engine::engine::LogsOptions {
+        follow: true,
+        ..both()
+    };
+    let (kind, mut rx) = engine.logs(&id, opts).await.unwrap();
+    assert_eq!(kind, gorae_engine::engine::StreamKind::Raw);
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("first") {
+        seen.extend_from_slice(&rx.recv().await.expect("more log"));
+    }
+    // Once the container is gone the follow ends by itself.
+    engine.kill(&id, Some("KILL".into())).await.unwrap();
+    while let Some(chunk) = rx.recv().await {
+        seen.extend_from_slice(&chunk);
+    }
+    assert!(String::from_utf8_lossy(&seen).starts_with("first"));
+    root.teardown(engine).await;
+}

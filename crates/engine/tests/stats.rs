@@ -78,3 +78,59 @@ async fn top_lists_only_the_containers_processes() {
     assert_eq!(v["Titles"], serde_json::json!(["PID", "COMMAND"]));
     assert_eq!(v["Processes"][0][0], c.pid.to_string());
 }
+
+// ---- through the engine (root; gorae-runc and its monitor)
+
+#[path = "core_support/mod.rs"]
+mod core_support;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_stats_and_top() {
+    if !can_run() {
+        return;
+    }
+    let root = core_support::Root::new();
+    let engine = root.open().await;
+    let id = core_support::create(
+        &engine,
+        Some("st"),
+        core_support::request(&["sleep", "1002"]),
+    )
+    .await;
+    // Not running: one zeroed sample, and top is a conflict.
+    let mut rx = engine.stats("st", false, false).await.unwrap();
+    let v = rx.recv().await.unwrap();
+    assert_eq!(v["name"], "/st");
+    assert_eq!(v["read"], "0001-01-01T00:00:00Z");
+    assert!(rx.recv().await.is_none());
+    assert!(matches!(
+        engine.top("st", None).await,
+        Err(gorae_engine::Error::Conflict(_))
+    ));
+    engine.start(&id).await.unwrap();
+    let mut rx = engine.stats("st", false, false).await.unwrap();
+    let v = rx.recv().await.unwrap();
+    assert_ne!(
+        v["preread"], "0001-01-01T00:00:00Z",
+        "stream=false has a precpu sample: {v}"
+    );
+    assert!(v["memory_stats"]["usage"].as_u64().unwrap() > 0);
+    assert!(rx.recv().await.is_none());
+    let mut rx = engine.stats("st", true, false).await.unwrap();
+    let first = rx.recv().await.unwrap();
+    let second = rx.recv().await.unwrap();
+    assert_eq!(second["preread"], first["read"]);
+    drop(rx);
+    let top = engine.top("st", None).await.unwrap();
+    let rows = top["Processes"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{top}");
+    assert!(rows[0]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .contains("sleep 1002"));
+    root.teardown(engine).await;
+}
