@@ -36,6 +36,8 @@ pub struct Global {
     /// socket].
     #[arg(short = 'H', long = "host", env = "GORAE_HOST")]
     pub host: Option<String>,
+    #[command(flatten)]
+    pub tls: container_cmd::TlsArgs,
 }
 
 impl Global {

@@ -10,8 +10,9 @@
 //! [`Demuxer`] splitting docker's multiplexed framing into stdout and stderr.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
@@ -25,6 +26,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
+use tokio_rustls::rustls::{crypto::ring, ClientConfig, RootCertStore};
 
 /// The API version the client asks for in every path (docker 28's).
 pub const API_VERSION: &str = "1.50";
@@ -99,6 +101,8 @@ pub enum ClientError {
     },
     #[error("the daemon's answer to {what}: {detail}")]
     Protocol { what: String, detail: String },
+    #[error("{}: {reason}", path.display())]
+    Tls { path: PathBuf, reason: String },
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -186,6 +190,46 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
 #[derive(Debug, Clone)]
 pub struct Client {
     host: Host,
+    /// For tcp hosts: TLS with this config (the daemon's CA, our client certificate).
+    tls: Option<Arc<ClientConfig>>,
+}
+
+/// A TLS client config that trusts `ca` for the daemon and presents `cert`/`key`, as
+/// docker's `--tlsverify --tlscacert --tlscert --tlskey` do.
+pub fn tls_config(ca: &Path, cert: &Path, key: &Path) -> Result<Arc<ClientConfig>> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let tls_error = |path: &Path, reason: String| ClientError::Tls {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let certs = |path: &Path| -> Result<Vec<CertificateDer<'static>>> {
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|c| c.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| tls_error(path, format!("reading certificates: {e}")))?;
+        if certs.is_empty() {
+            return Err(tls_error(path, "no CERTIFICATE block in the file".into()));
+        }
+        Ok(certs)
+    };
+    let mut roots = RootCertStore::empty();
+    for c in certs(ca)? {
+        roots
+            .add(c)
+            .map_err(|e| tls_error(ca, format!("not a usable CA certificate: {e}")))?;
+    }
+    let chain = certs(cert)?;
+    let key_der = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| tls_error(key, format!("reading the private key: {e}")))?;
+    // A named provider: the process default depends on other crates' rustls features.
+    let mut config = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls_error(cert, format!("TLS setup: {e}")))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key_der)
+        .map_err(|e| tls_error(key, format!("unusable with {}: {e}", cert.display())))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }
 
 /// A response whose body is read as it arrives.
@@ -207,7 +251,13 @@ pub struct Hijacked {
 
 impl Client {
     pub fn new(host: Host) -> Client {
-        Client { host }
+        Client { host, tls: None }
+    }
+
+    /// Speak TLS to tcp hosts.
+    pub fn with_tls(mut self, config: Arc<ClientConfig>) -> Client {
+        self.tls = Some(config);
+        self
     }
 
     pub fn host(&self) -> &Host {
@@ -225,12 +275,37 @@ impl Client {
                     .await
                     .map_err(connect_error)?,
             ),
-            Host::Tcp(addr) => Box::new(
-                tokio::net::TcpStream::connect(addr.as_str())
+            Host::Tcp(addr) => {
+                let tcp = tokio::net::TcpStream::connect(addr.as_str())
                     .await
-                    .map_err(connect_error)?,
-            ),
+                    .map_err(connect_error)?;
+                match &self.tls {
+                    None => Box::new(tcp),
+                    Some(config) => Box::new(self.handshake(addr, tcp, config.clone()).await?),
+                }
+            }
         })
+    }
+
+    async fn handshake(
+        &self,
+        addr: &str,
+        tcp: tokio::net::TcpStream,
+        config: Arc<ClientConfig>,
+    ) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+        let host = match addr.rsplit_once(':') {
+            Some((h, _)) => h.trim_start_matches('[').trim_end_matches(']'),
+            None => addr,
+        };
+        let name = rustls_pki_types::ServerName::try_from(host.to_string())
+            .map_err(|e| ClientError::BadHost(format!("{addr}: not a TLS server name: {e}")))?;
+        tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+            .map_err(|source| ClientError::Io {
+                what: format!("TLS handshake with {}", self.host),
+                source,
+            })
     }
 
     fn http_error(&self, source: hyper::Error) -> ClientError {

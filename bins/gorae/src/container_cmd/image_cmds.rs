@@ -21,7 +21,7 @@ use crate::{archive_cmd, format, images_cmd, transfer_cmd};
 pub fn daemon(g: &Global) -> Result<Option<Client>> {
     let host = super::host(g)?;
     if g.host.is_some() {
-        return Ok(Some(Client::new(host)));
+        return Ok(Some(super::client_for(g, host)?));
     }
     let answers = match &host {
         Host::Unix(path) => std::os::unix::net::UnixStream::connect(path).is_ok(),

@@ -105,7 +105,48 @@ pub fn host(g: &Global) -> Result<Host> {
 }
 
 pub fn client(g: &Global) -> Result<Client> {
-    Ok(Client::new(host(g)?))
+    client_for(g, host(g)?)
+}
+
+/// A client of `host`, with TLS for a tcp host when the TLS flags ask for it.
+pub fn client_for(g: &Global, host: Host) -> Result<Client> {
+    let client = Client::new(host.clone());
+    let t = &g.tls;
+    if !matches!(host, Host::Tcp(_))
+        || !(t.verify || t.ca.is_some() || t.cert.is_some() || t.key.is_some())
+    {
+        return Ok(client);
+    }
+    let dir = std::env::var_os("GORAE_CERT_PATH")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".gorae")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    let pick =
+        |given: &Option<PathBuf>, file: &str| given.clone().unwrap_or_else(|| dir.join(file));
+    let config = gorae_api::client::tls_config(
+        &pick(&t.ca, "ca.pem"),
+        &pick(&t.cert, "cert.pem"),
+        &pick(&t.key, "key.pem"),
+    )?;
+    Ok(client.with_tls(config))
+}
+
+/// docker's TLS flags for a tcp daemon (which always asks for a client certificate).
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct TlsArgs {
+    /// Use TLS and verify the daemon (tcp hosts). Certificates default to
+    /// $GORAE_CERT_PATH (or ~/.gorae)/{ca,cert,key}.pem.
+    #[arg(long = "tlsverify", env = "GORAE_TLS_VERIFY")]
+    pub verify: bool,
+    /// Trust only daemons whose certificate this CA signed.
+    #[arg(long = "tlscacert", value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// The client certificate to present.
+    #[arg(long = "tlscert", value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+    /// The client certificate's private key.
+    #[arg(long = "tlskey", value_name = "FILE")]
+    pub key: Option<PathBuf>,
 }
 
 /// Runs a command's future on a small runtime. Blocking stdin readers may still be parked
