@@ -812,6 +812,136 @@ mod tests {
         );
     }
 
+    /// A one-connection server on a unix socket: reads the request head, answers `response`,
+    /// then (for hijacks) hands the stream to `after`.
+    async fn serve_once<F, Fut>(
+        response: &'static [u8],
+        after: F,
+    ) -> (tempfile::TempDir, Client, tokio::task::JoinHandle<Vec<u8>>)
+    where
+        F: FnOnce(tokio::net::UnixStream) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Vec<u8>> + Send,
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("api.sock");
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let task = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                stream.read_exact(&mut byte).await.unwrap();
+                head.push(byte[0]);
+            }
+            stream.write_all(response).await.unwrap();
+            let mut got = head;
+            got.extend(after(stream).await);
+            got
+        });
+        (dir, Client::new(Host::Unix(path)), task)
+    }
+
+    #[tokio::test]
+    async fn daemon_errors_read_as_docker_prints_them() {
+        let (_dir, client, server) = serve_once(
+            b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 34\r\n\r\n{\"message\":\"No such container: x\"}",
+            |_| async { Vec::new() },
+        )
+        .await;
+        let err = client
+            .get_json::<serde_json::Value>("/containers/x/json")
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), Some(404));
+        assert_eq!(
+            err.to_string(),
+            "Error response from daemon: No such container: x"
+        );
+        let head = String::from_utf8(server.await.unwrap()).unwrap();
+        assert!(
+            head.starts_with("GET /v1.50/containers/x/json HTTP/1.1\r\n"),
+            "{head}"
+        );
+    }
+
+    #[tokio::test]
+    async fn json_streams_across_chunks() {
+        let (_dir, client, _server) = serve_once(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n7\r\n{\"a\":1}\r\n5\r\n\n{\"a\"\r\n4\r\n:2}\n\r\n0\r\n\r\n",
+            |_| async { Vec::new() },
+        )
+        .await;
+        let mut stream = client
+            .stream(Method::GET, "/events", RequestBody::Empty, &[])
+            .await
+            .unwrap();
+        let first: serde_json::Value = stream.json().await.unwrap().unwrap();
+        let second: serde_json::Value = stream.json().await.unwrap().unwrap();
+        assert_eq!(
+            (first["a"].as_i64(), second["a"].as_i64()),
+            (Some(1), Some(2))
+        );
+        assert!(stream.json::<serde_json::Value>().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn hijack_hands_back_the_raw_stream() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (_dir, client, server) = serve_once(
+            b"HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.multiplexed-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n",
+            |mut stream| async move {
+                stream.write_all(&frame(1, b"out")).await.unwrap();
+                stream.write_all(&frame(2, b"err")).await.unwrap();
+                let mut input = Vec::new();
+                stream.read_to_end(&mut input).await.unwrap();
+                input
+            },
+        )
+        .await;
+        let hijacked = client
+            .hijack("/containers/x/attach?stream=1", RequestBody::Empty)
+            .await
+            .unwrap();
+        assert!(hijacked.multiplexed);
+        let mut io = hijacked.stream;
+        io.write_all(b"stdin bytes").await.unwrap();
+        io.shutdown().await.unwrap();
+        let mut output = Vec::new();
+        io.read_to_end(&mut output).await.unwrap();
+        let mut demuxer = Demuxer::new();
+        let pieces = demuxer.feed(&output).unwrap();
+        assert_eq!(
+            pieces,
+            vec![
+                (StdStream::Stdout, &b"out"[..]),
+                (StdStream::Stderr, &b"err"[..])
+            ]
+        );
+        let got = String::from_utf8(server.await.unwrap()).unwrap();
+        assert!(
+            got.contains("\r\nupgrade: tcp\r\n") || got.contains("\r\nUpgrade: tcp\r\n"),
+            "{got}"
+        );
+        assert!(got.ends_with("\r\n\r\nstdin bytes"), "{got}");
+    }
+
+    #[tokio::test]
+    async fn no_daemon_is_a_connect_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let client = Client::new(Host::Unix(dir.path().join("none.sock")));
+        let err = client
+            .get_json::<serde_json::Value>("/version")
+            .await
+            .unwrap_err();
+        assert!(err.is_connect());
+        assert!(
+            err.to_string()
+                .ends_with("none.sock. Is the daemon running?"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn escapes_queries() {
         assert_eq!(
