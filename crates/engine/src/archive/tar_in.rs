@@ -42,6 +42,9 @@ pub fn extract(
         let mut entry = entry.map_err(|e| bad_tar(&e))?;
         x.entry(&mut entry)?;
     }
+    // The client still sends the zero blocks after the end marker (tar pads to its record
+    // size): read them, so that the answer does not cut its upload short.
+    let _ = std::io::copy(&mut archive.into_inner(), &mut std::io::sink());
     Ok(())
 }
 
