@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use gorae_engine::types::{CreateRequest, HealthConfig, LogConfig};
+use gorae_engine::types::{CreateRequest, HealthConfig, LogConfig, PortBinding};
 
 use super::parse;
 
@@ -136,6 +136,87 @@ pub struct CreateFlags {
     /// Set platform if server is multi-platform capable.
     #[arg(long)]
     pub platform: Option<String>,
+    /// Add a custom host-to-IP mapping (host:ip).
+    #[arg(long)]
+    pub add_host: Vec<String>,
+    /// Set custom DNS servers.
+    #[arg(long)]
+    pub dns: Vec<String>,
+    /// Set custom DNS search domains.
+    #[arg(long)]
+    pub dns_search: Vec<String>,
+    /// Set DNS options.
+    #[arg(long, alias = "dns-opt")]
+    pub dns_option: Vec<String>,
+    /// Size of /dev/shm.
+    #[arg(long)]
+    pub shm_size: Option<String>,
+    /// Sysctl options (name=value).
+    #[arg(long)]
+    pub sysctl: Vec<String>,
+    /// Security options.
+    #[arg(long)]
+    pub security_opt: Vec<String>,
+    /// Add additional groups to join.
+    #[arg(long)]
+    pub group_add: Vec<String>,
+    /// Disable OOM Killer.
+    #[arg(long)]
+    pub oom_kill_disable: bool,
+    /// Tune host's OOM preferences (-1000 to 1000).
+    #[arg(long, allow_hyphen_values = true)]
+    pub oom_score_adj: Option<i64>,
+    /// Optional parent cgroup for the container.
+    #[arg(long)]
+    pub cgroup_parent: Option<String>,
+    /// PID namespace to use.
+    #[arg(long)]
+    pub pid: Option<String>,
+    /// IPC mode to use.
+    #[arg(long)]
+    pub ipc: Option<String>,
+    /// UTS namespace to use.
+    #[arg(long)]
+    pub uts: Option<String>,
+    /// User namespace to use.
+    #[arg(long)]
+    pub userns: Option<String>,
+    /// Cgroup namespace to use (host|private).
+    #[arg(long)]
+    pub cgroupns: Option<String>,
+    /// Limit CPU CFS period.
+    #[arg(long)]
+    pub cpu_period: Option<i64>,
+    /// Limit CPU CFS quota.
+    #[arg(long, allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// MEMs in which to allow execution (0-3, 0,1).
+    #[arg(long)]
+    pub cpuset_mems: Option<String>,
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable.
+    #[arg(long)]
+    pub blkio_weight: Option<u16>,
+    /// Tune container memory swappiness (0 to 100).
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory_swappiness: Option<i64>,
+    /// Add a host device to the container (host[:container[:permissions]]).
+    #[arg(long)]
+    pub device: Vec<String>,
+    /// Read in a line delimited file of labels.
+    #[arg(long)]
+    pub label_file: Vec<String>,
+    /// Container NIS domain name.
+    #[arg(long)]
+    pub domainname: Option<String>,
+    /// Publish a container's port(s) to the host ([ip:][hostPort:]containerPort[/proto]).
+    #[arg(short, long)]
+    pub publish: Vec<String>,
+    /// Publish all exposed ports to random ports.
+    #[arg(short = 'P', long)]
+    pub publish_all: bool,
+    /// Expose a port or a range of ports.
+    #[arg(long)]
+    pub expose: Vec<String>,
     /// Print help.
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
@@ -168,14 +249,29 @@ impl CreateFlags {
         if !env.is_empty() {
             c.env = Some(env);
         }
-        if !self.label.is_empty() {
-            c.labels = Some(parse::key_values(&self.label));
+        let mut labels = Vec::new();
+        for path in &self.label_file {
+            let content = std::fs::read_to_string(path).with_context(|| format!("open {path}"))?;
+            labels.extend(
+                content
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(str::to_string),
+            );
         }
+        labels.extend(self.label.iter().cloned());
+        if !labels.is_empty() {
+            c.labels = Some(parse::key_values(&labels));
+        }
+        c.domainname = self.domainname.clone().unwrap_or_default();
         c.stop_signal = self.stop_signal.clone();
         c.stop_timeout = self.stop_timeout;
         c.healthcheck = self.healthcheck()?;
         self.volumes(&mut req)?;
         self.host_config(&mut req)?;
+        self.more_host_config(&mut req)?;
+        self.ports(&mut req)?;
         Ok(req)
     }
 
@@ -262,6 +358,76 @@ impl CreateFlags {
                 .collect();
             req.host_config.tmpfs = Some(tmpfs);
         }
+        Ok(())
+    }
+
+    /// The less common HostConfig flags, passed through as docker's CLI does.
+    fn more_host_config(&self, req: &mut CreateRequest) -> Result<()> {
+        let list = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+        let h = &mut req.host_config;
+        h.extra_hosts = list(&self.add_host);
+        h.dns = list(&self.dns);
+        h.dns_search = list(&self.dns_search);
+        h.dns_options = list(&self.dns_option);
+        h.security_opt = list(&self.security_opt);
+        h.group_add = list(&self.group_add);
+        if let Some(size) = &self.shm_size {
+            h.shm_size = parse::ram_in_bytes(size)?;
+        }
+        if !self.sysctl.is_empty() {
+            if self.sysctl.iter().any(|s| !s.contains('=')) {
+                bail!("sysctl must be name=value");
+            }
+            h.sysctls = Some(parse::key_values(&self.sysctl));
+        }
+        h.oom_score_adj = self.oom_score_adj.unwrap_or(0);
+        h.pid_mode = self.pid.clone().unwrap_or_default();
+        h.ipc_mode = self.ipc.clone().unwrap_or_default();
+        h.uts_mode = self.uts.clone().unwrap_or_default();
+        h.userns_mode = self.userns.clone().unwrap_or_default();
+        h.cgroupns_mode = self.cgroupns.clone().unwrap_or_default();
+        let r = &mut h.resources;
+        r.oom_kill_disable = self.oom_kill_disable.then_some(true);
+        r.cgroup_parent = self.cgroup_parent.clone().unwrap_or_default();
+        r.cpu_period = self.cpu_period.unwrap_or(0);
+        r.cpu_quota = self.cpu_quota.unwrap_or(0);
+        r.cpuset_mems = self.cpuset_mems.clone().unwrap_or_default();
+        r.blkio_weight = self.blkio_weight.unwrap_or(0);
+        r.memory_swappiness = self.memory_swappiness;
+        if !self.device.is_empty() {
+            r.devices = Some(
+                self.device
+                    .iter()
+                    .map(|d| parse::device(d))
+                    .collect::<Result<_>>()?,
+            );
+        }
+        Ok(())
+    }
+
+    /// `-p`, `-P`, `--expose`: ExposedPorts and PortBindings.
+    fn ports(&self, req: &mut CreateRequest) -> Result<()> {
+        let mut exposed = BTreeMap::new();
+        let mut bindings: BTreeMap<String, Option<Vec<PortBinding>>> = BTreeMap::new();
+        for e in &self.expose {
+            exposed.insert(parse::port_key(e)?, serde_json::json!({}));
+        }
+        for p in &self.publish {
+            let (key, binding) = parse::publish(p)?;
+            exposed.insert(key.clone(), serde_json::json!({}));
+            bindings
+                .entry(key)
+                .or_default()
+                .get_or_insert_with(Vec::new)
+                .push(binding);
+        }
+        if !exposed.is_empty() {
+            req.config.exposed_ports = Some(exposed);
+        }
+        if !bindings.is_empty() {
+            req.host_config.port_bindings = Some(bindings);
+        }
+        req.host_config.publish_all_ports = self.publish_all;
         Ok(())
     }
 
@@ -489,6 +655,46 @@ mod tests {
             (logs["max-size"].as_str(), logs["max-file"].as_str()),
             ("10m", "3")
         );
+        let more = request(
+            &[
+                "--add-host",
+                "db:10.0.0.2",
+                "--dns",
+                "1.1.1.1",
+                "--shm-size",
+                "128m",
+                "--sysctl",
+                "net.core.somaxconn=1024",
+                "--oom-kill-disable",
+                "--pid",
+                "host",
+                "--device",
+                "/dev/fuse",
+                "-p",
+                "8080:80",
+                "--expose",
+                "53/udp",
+                "img",
+            ],
+            false,
+        );
+        let h = &more.host_config;
+        assert_eq!(h.extra_hosts.as_deref().unwrap(), ["db:10.0.0.2"]);
+        assert_eq!(h.dns.as_deref().unwrap(), ["1.1.1.1"]);
+        assert_eq!(h.shm_size, 128 << 20);
+        assert_eq!(h.sysctls.as_ref().unwrap()["net.core.somaxconn"], "1024");
+        assert_eq!(h.resources.oom_kill_disable, Some(true));
+        assert_eq!(h.pid_mode, "host");
+        assert_eq!(
+            h.resources.devices.as_ref().unwrap()[0]["PathOnHost"],
+            "/dev/fuse"
+        );
+        let bound = h.port_bindings.as_ref().unwrap()["80/tcp"]
+            .as_ref()
+            .unwrap();
+        assert_eq!(bound[0].host_port, "8080");
+        let exposed = more.config.exposed_ports.as_ref().unwrap();
+        assert!(exposed.contains_key("80/tcp") && exposed.contains_key("53/udp"));
         let off = request(&["--no-healthcheck", "img"], false);
         assert_eq!(off.config.healthcheck.unwrap().test.unwrap(), ["NONE"]);
     }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
-use gorae_engine::types::{Mount, RestartPolicy, TmpfsOptions, Ulimit};
+use gorae_engine::types::{Mount, PortBinding, RestartPolicy, TmpfsOptions, Ulimit};
 
 /// docker's RAMInBytes: a number, an optional unit (b, k, m, g, t, p; binary), optionally
 /// followed by "b" or "ib", any case: `512m`, `1.5GiB`, `100`.
@@ -331,6 +331,59 @@ pub fn mount(text: &str) -> Result<Mount> {
     Ok(m)
 }
 
+/// `--device /dev/x[:/dev/y[:rwm]]` as docker's DeviceMapping.
+pub fn device(text: &str) -> Result<serde_json::Value> {
+    let parts: Vec<&str> = text.split(':').collect();
+    let (host, container, perms) = match parts.as_slice() {
+        [h] => (*h, *h, "rwm"),
+        [h, p] if !p.starts_with('/') => (*h, *h, *p),
+        [h, c] => (*h, *c, "rwm"),
+        [h, c, p] => (*h, *c, *p),
+        _ => bail!("invalid device specification: {text}"),
+    };
+    if !host.starts_with('/') || perms.is_empty() || !perms.chars().all(|c| "rwm".contains(c)) {
+        bail!("invalid device specification: {text}");
+    }
+    Ok(serde_json::json!({
+        "PathOnHost": host, "PathInContainer": container, "CgroupPermissions": perms,
+    }))
+}
+
+/// `80` or `80/udp` → `80/tcp`, `80/udp`.
+pub fn port_key(text: &str) -> Result<String> {
+    let (port, proto) = text.split_once('/').unwrap_or((text, "tcp"));
+    if port.parse::<u16>().is_err() || !matches!(proto, "tcp" | "udp" | "sctp") {
+        bail!("invalid port specification: \"{text}\"");
+    }
+    Ok(format!("{port}/{proto}"))
+}
+
+/// `-p [ip:][hostPort:]containerPort[/proto]`.
+pub fn publish(text: &str) -> Result<(String, PortBinding)> {
+    let (rest, container) = match text.rsplit_once(':') {
+        Some((rest, c)) => (Some(rest), c),
+        None => (None, text),
+    };
+    let key = port_key(container)?;
+    let (host_ip, host_port) = match rest {
+        None => ("", ""),
+        Some(rest) => match rest.rsplit_once(':') {
+            Some((ip, port)) => (ip.trim_start_matches('[').trim_end_matches(']'), port),
+            None => ("", rest),
+        },
+    };
+    if !host_port.is_empty() && host_port.parse::<u16>().is_err() {
+        bail!("invalid hostPort: {host_port}");
+    }
+    Ok((
+        key,
+        PortBinding {
+            host_ip: host_ip.to_string(),
+            host_port: host_port.to_string(),
+        },
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -421,6 +474,41 @@ mod tests {
             vec!["A=1", "B=two words", "GORAE_TEST_ENV_FILE_VAR=from-env"]
         );
         assert!(env_file("BAD NAME=1\n", "f").is_err());
+    }
+
+    #[test]
+    fn devices_and_ports() {
+        assert_eq!(device("/dev/fuse").unwrap()["CgroupPermissions"], "rwm");
+        let d = device("/dev/sda:/dev/xvda:r").unwrap();
+        assert_eq!(
+            (
+                d["PathInContainer"].as_str(),
+                d["CgroupPermissions"].as_str()
+            ),
+            (Some("/dev/xvda"), Some("r"))
+        );
+        assert_eq!(
+            device("/dev/null:rw").unwrap()["PathInContainer"],
+            "/dev/null"
+        );
+        assert!(device("relative").is_err());
+        assert_eq!(port_key("53/udp").unwrap(), "53/udp");
+        assert!(port_key("http").is_err());
+        let (k, b) = publish("127.0.0.1:8080:80").unwrap();
+        assert_eq!(
+            (k.as_str(), b.host_ip.as_str(), b.host_port.as_str()),
+            ("80/tcp", "127.0.0.1", "8080")
+        );
+        let (k, b) = publish("8443:443/tcp").unwrap();
+        assert_eq!(
+            (k.as_str(), b.host_ip.as_str(), b.host_port.as_str()),
+            ("443/tcp", "", "8443")
+        );
+        let (_, b) = publish("80").unwrap();
+        assert_eq!(b.host_port, "");
+        let (_, b) = publish("[::1]:80:80").unwrap();
+        assert_eq!(b.host_ip, "::1");
+        assert!(publish("x:80").is_err());
     }
 
     #[test]

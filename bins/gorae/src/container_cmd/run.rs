@@ -27,6 +27,9 @@ pub struct RunArgs {
     /// Proxy received signals to the process (non-TTY only).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub sig_proxy: bool,
+    /// Override the key sequence for detaching a container.
+    #[arg(long)]
+    pub detach_keys: Option<String>,
     pub image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub args: Vec<String>,
@@ -49,6 +52,9 @@ pub struct StartArgs {
     /// Attach container's STDIN.
     #[arg(short, long)]
     pub interactive: bool,
+    /// Override the key sequence for detaching a container.
+    #[arg(long)]
+    pub detach_keys: Option<String>,
     #[arg(required = true)]
     pub containers: Vec<String>,
 }
@@ -61,6 +67,9 @@ pub struct AttachArgs {
     /// Proxy all received signals to the process.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub sig_proxy: bool,
+    /// Override the key sequence for detaching a container.
+    #[arg(long)]
+    pub detach_keys: Option<String>,
     pub container: String,
 }
 
@@ -90,6 +99,9 @@ pub struct ExecArgs {
     /// Give extended privileges to the command.
     #[arg(long)]
     pub privileged: bool,
+    /// Override the key sequence for detaching a container.
+    #[arg(long)]
+    pub detach_keys: Option<String>,
     pub container: String,
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
@@ -130,7 +142,7 @@ pub async fn run(client: Client, args: RunArgs) -> Result<()> {
         println!("{id}");
         return Ok(());
     }
-    let session = attach_stream(&client, &id, f.interactive)
+    let session = attach_stream(&client, &id, f.interactive, args.detach_keys.as_deref())
         .await
         .map_err(|e| with_code(125, e))?;
     let condition = if f.rm { "removed" } else { "next-exit" };
@@ -243,8 +255,16 @@ async fn start_container(client: &Client, id: &str) -> Result<()> {
     Ok(())
 }
 
-async fn attach_stream(client: &Client, id: &str, stdin: bool) -> Result<Hijacked> {
+async fn attach_stream(
+    client: &Client,
+    id: &str,
+    stdin: bool,
+    detach_keys: Option<&str>,
+) -> Result<Hijacked> {
     let mut params = vec![("stream", "1".to_string())];
+    if let Some(keys) = detach_keys {
+        params.push(("detachKeys", keys.to_string()));
+    }
     if stdin {
         params.push(("stdin", "1".into()));
     }
@@ -405,7 +425,8 @@ pub async fn start(client: Client, args: StartArgs) -> Result<()> {
                 anyhow::anyhow!("you cannot start and attach multiple containers at once"),
             ));
         }
-        return start_attached(&client, &args.containers[0], args.interactive).await;
+        let keys = args.detach_keys.as_deref();
+        return start_attached(&client, &args.containers[0], args.interactive, keys).await;
     }
     let mut failed = false;
     for name in &args.containers {
@@ -428,7 +449,12 @@ pub async fn start(client: Client, args: StartArgs) -> Result<()> {
     Ok(())
 }
 
-async fn start_attached(client: &Client, name: &str, interactive: bool) -> Result<()> {
+async fn start_attached(
+    client: &Client,
+    name: &str,
+    interactive: bool,
+    detach_keys: Option<&str>,
+) -> Result<()> {
     let info = inspect_value(client, name)
         .await
         .map_err(|e| with_code(1, e))?;
@@ -436,7 +462,7 @@ async fn start_attached(client: &Client, name: &str, interactive: bool) -> Resul
     let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
     let stdin = interactive && info["Config"]["OpenStdin"].as_bool().unwrap_or(false);
     let auto_remove = info["HostConfig"]["AutoRemove"].as_bool().unwrap_or(false);
-    let session = attach_stream(client, &id, stdin)
+    let session = attach_stream(client, &id, stdin, detach_keys)
         .await
         .map_err(|e| with_code(1, e))?;
     let condition = if auto_remove { "removed" } else { "next-exit" };
@@ -475,7 +501,7 @@ pub async fn attach(client: Client, args: AttachArgs) -> Result<()> {
     }
     let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
     let stdin = !args.no_stdin && info["Config"]["OpenStdin"].as_bool().unwrap_or(false);
-    let session = attach_stream(&client, &id, stdin)
+    let session = attach_stream(&client, &id, stdin, args.detach_keys.as_deref())
         .await
         .map_err(|e| with_code(1, e))?;
     let proxy = (!tty && args.sig_proxy).then(|| proxy_signals(client.clone(), id.clone()));
@@ -515,7 +541,7 @@ pub async fn exec(client: Client, args: ExecArgs) -> Result<()> {
         console_size: tty::size()
             .filter(|_| args.tty)
             .map(|(h, w)| vec![h as u32, w as u32]),
-        ..ExecConfig::default()
+        detach_keys: args.detach_keys.clone().unwrap_or_default(),
     };
     let path = format!("/containers/{}/exec", seg(&args.container));
     let created: Value = client
