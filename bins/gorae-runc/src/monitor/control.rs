@@ -102,6 +102,39 @@ impl ControlServer {
         }
     }
 
+    /// The requests of clients that connected before the monitor stopped listening, read for
+    /// up to `limit`: the monitor is about to exit, and the ones that asked for `wait` would
+    /// otherwise see a reset instead of their reply.
+    pub fn late_requests(&mut self, limit: std::time::Duration) -> Vec<(UnixStream, Request)> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        self.accept_all();
+        let deadline = std::time::Instant::now() + limit;
+        let mut done = Vec::new();
+        while !self.pending.is_empty() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let mut fds: Vec<PollFd<'_>> = self
+                .pending_fds()
+                .map(|fd| PollFd::new(fd, PollFlags::POLLIN))
+                .collect();
+            let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
+            if poll(&mut fds, timeout).is_err() {
+                break;
+            }
+            let ready: Vec<usize> = fds
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| f.revents().is_some_and(|r| !r.is_empty()))
+                .map(|(i, _)| i)
+                .collect();
+            drop(fds);
+            done.extend(self.read_ready(&ready));
+        }
+        done
+    }
+
     /// Reads from the pending clients whose index is in `ready`; returns the complete
     /// requests with their connections (bad requests already answered).
     pub fn read_ready(&mut self, ready: &[usize]) -> Vec<(UnixStream, Request)> {

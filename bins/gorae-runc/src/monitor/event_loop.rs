@@ -28,6 +28,8 @@ use super::logfile::{LogFile, Stream};
 const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 /// Quiet time after which the monitor gives back the memory its last work touched.
 const IDLE_SHED: Duration = Duration::from_secs(1);
+/// How long the exiting monitor waits for the request of a client that had connected.
+const LATE_REQUESTS: Duration = Duration::from_millis(200);
 /// Stdin bytes buffered for a container that does not read them; attach clients wait.
 const STDIN_BUFFER: usize = 64 * 1024;
 
@@ -484,7 +486,16 @@ impl Monitor {
         for waiter in std::mem::take(&mut self.control.waiters) {
             control::reply(waiter, &reply);
         }
+        // No new connections from here on; those already queued get their answer.
         exit::remove_runtime_files(&self.dir);
+        for (stream, request) in self.control.late_requests(LATE_REQUESTS) {
+            let answer = match request {
+                Request::Wait => reply.clone(),
+                Request::State => json!({"ok": true, "pid": self.init, "started": self.started}),
+                _ => control::error_reply(&format!("container {} has exited", self.id)),
+            };
+            control::reply(stream, &answer);
+        }
         std::process::exit(0)
     }
 }
