@@ -462,7 +462,7 @@ main() {
         echo
         echo "$table"
         echo
-        echo "Reproduce (from the repository root): \`sudo ROUNDS=$ROUNDS WARMUP=$WARMUP PER_CTR=$PER_CTR N=$N PARALLEL=$PARALLEL bench/engine.sh\`"
+        echo "Reproduce (from the repository root): \`sudo ${GORAE_BIN_DIR:+GORAE_BIN_DIR=$GORAE_BIN_DIR }ROUNDS=$ROUNDS WARMUP=$WARMUP PER_CTR=$PER_CTR N=$N PARALLEL=$PARALLEL bench/engine.sh\`"
         echo
         machine_notes
         echo
