@@ -20,6 +20,7 @@ pub mod engine;
 pub mod error;
 pub mod events;
 pub mod exec;
+pub mod health;
 pub mod images;
 mod io_ops;
 pub mod logging;

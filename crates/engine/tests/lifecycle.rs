@@ -466,3 +466,70 @@ async fn restart_policies_and_events() {
     assert!(past.recv().await.is_none());
     root.teardown(engine).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_follow_the_test() {
+    if !can_run() {
+        return;
+    }
+    let root = Root::new();
+    let engine = root.open().await;
+    let check = |test: &str| gorae_engine::types::HealthConfig {
+        test: Some(vec!["CMD-SHELL".into(), test.into()]),
+        interval: 100_000_000,
+        retries: 2,
+        ..Default::default()
+    };
+    let mut req = request(&["sh", "-c", "sleep 0.3; touch /tmp/ok; sleep 1000"]);
+    req.config.healthcheck = Some(check("test -e /tmp/ok"));
+    let good = create(&engine, Some("good"), req).await;
+    let mut req = request(&["sleep", "1000"]);
+    req.config.healthcheck = Some(check("echo failing; exit 1"));
+    let bad = create(&engine, Some("bad"), req).await;
+    let mut events = engine
+        .events(None, None, Default::default())
+        .expect("events");
+    engine.start(&good).await.expect("start");
+    engine.start(&bad).await.expect("start");
+    let status = |id: String| {
+        let engine = engine.clone();
+        async move {
+            let c = inspect(&engine, &id).await;
+            c.state.health.map(|h| h.status).unwrap_or_default()
+        }
+    };
+    eventually("healthy", || {
+        let s = status(good.clone());
+        async move { s.await == "healthy" }
+    })
+    .await;
+    eventually("unhealthy", || {
+        let s = status(bad.clone());
+        async move { s.await == "unhealthy" }
+    })
+    .await;
+    let health = inspect(&engine, &bad).await.state.health.expect("health");
+    assert!(health.failing_streak >= 2);
+    assert_eq!(
+        health.log.last().map(|l| l.output.as_str()),
+        Some("failing\n")
+    );
+    let list = engine.list(ListOptions::default()).await.expect("list");
+    let good_status = &list.iter().find(|c| c.id == good).expect("good").status;
+    assert!(good_status.ends_with("(healthy)"), "{good_status}");
+    let mut seen = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        if e.action.starts_with("health_status") {
+            seen.push((e.actor.attributes["name"].clone(), e.action));
+        }
+    }
+    assert!(
+        seen.contains(&("good".into(), "health_status: healthy".into())),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&("bad".into(), "health_status: unhealthy".into())),
+        "{seen:?}"
+    );
+    root.teardown(engine).await;
+}

@@ -43,6 +43,7 @@ impl Engine {
             &image_config.config.clone().unwrap_or_default(),
         );
         let (path, args) = merge::command(&config)?;
+        crate::health::validate(&config)?;
         let id = new_id()?;
         config.hostname = spec::hostname(&config, &host_config, &id);
         let dir = self.config().container_dir(&id);

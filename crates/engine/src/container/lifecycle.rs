@@ -69,6 +69,7 @@ impl Engine {
                 c.progress.send_modify(|p| p.running = true);
                 self.spawn_waiter(c.clone());
                 self.emit_container(c, "start", &[]);
+                self.start_health(c);
                 Ok(())
             }
             Err(e) => {

@@ -26,12 +26,16 @@ impl Engine {
         let dir = &c.dir;
         let file = |name: &str| dir.join(name).to_string_lossy().into_owned();
         let exec_ids = self.execs.ids_of(&rec.id);
+        let health = crate::container::lifecycle::lock(&c.health).clone();
         Ok(ContainerInspect {
             id: rec.id.clone(),
             created: time::format_ns(rec.created_ns),
             path: rec.path.clone(),
             args: rec.args.clone(),
-            state: state_json(&rec),
+            state: ContainerState {
+                health,
+                ..state_json(&rec)
+            },
             image: rec.image_id.clone(),
             resolv_conf_path: file("resolv.conf"),
             hostname_path: file("hostname"),
@@ -82,21 +86,31 @@ impl Engine {
             || opts.limit.is_some_and(|l| l > 0)
             || opts.filters.contains_key("status")
             || opts.filters.contains_key("exited");
-        let mut records: Vec<Record> = self.containers.all().iter().map(|c| c.record()).collect();
-        records.sort_by(|a, b| b.created_ns.cmp(&a.created_ns).then(b.id.cmp(&a.id)));
+        let mut records: Vec<(Record, Option<String>)> = self
+            .containers
+            .all()
+            .iter()
+            .map(|c| {
+                let health = crate::container::lifecycle::lock(&c.health)
+                    .as_ref()
+                    .map(|h| h.status.clone());
+                (c.record(), health)
+            })
+            .collect();
+        records.sort_by(|(a, _), (b, _)| b.created_ns.cmp(&a.created_ns).then(b.id.cmp(&a.id)));
         let mut out = Vec::new();
         let now = time::now_ns();
-        for rec in records {
+        for (rec, health) in records {
             if !all && !rec.state.status.is_live() && rec.state.status != Status::Restarting {
                 continue;
             }
-            if !filter.matches(&rec) {
+            if !filter.matches(&rec, health.as_deref()) {
                 continue;
             }
             if opts.limit.is_some_and(|l| l > 0 && out.len() as i64 >= l) {
                 break;
             }
-            let mut summary = summary(&rec, now);
+            let mut summary = summary(&rec, health.as_deref(), now);
             if opts.size {
                 let (rw, root) = self.sizes(&rec.id);
                 summary.size_rw = Some(rw);
@@ -144,7 +158,7 @@ fn state_json(rec: &Record) -> ContainerState {
     }
 }
 
-fn summary(rec: &Record, now: i64) -> ContainerSummary {
+fn summary(rec: &Record, health: Option<&str>, now: i64) -> ContainerSummary {
     let mut command = vec![rec.path.clone()];
     command.extend(rec.args.iter().cloned());
     ContainerSummary {
@@ -159,7 +173,7 @@ fn summary(rec: &Record, now: i64) -> ContainerSummary {
         size_root_fs: None,
         labels: spec::labels(&rec.config),
         state: rec.state.status.as_str().into(),
-        status: status_text(rec, now),
+        status: status_text(rec, health, now),
         host_config: json!({"NetworkMode": rec.host_config.network_mode}),
         network_settings: json!({"Networks": networks(rec)}),
         mounts: mount_points(rec),
@@ -167,11 +181,15 @@ fn summary(rec: &Record, now: i64) -> ContainerSummary {
 }
 
 /// "Up 5 minutes", "Up 3 seconds (Paused)", "Exited (0) 2 seconds ago", "Created"...
-pub fn status_text(rec: &Record, now: i64) -> String {
+pub fn status_text(rec: &Record, health: Option<&str>, now: i64) -> String {
     let s = &rec.state;
     let ago = |t: i64| time::human_duration(now - t);
     match s.status {
-        Status::Running => format!("Up {}", ago(s.started_ns)),
+        Status::Running => match health {
+            Some("starting") => format!("Up {} (health: starting)", ago(s.started_ns)),
+            Some(h) => format!("Up {} ({h})", ago(s.started_ns)),
+            None => format!("Up {}", ago(s.started_ns)),
+        },
         Status::Paused => format!("Up {} (Paused)", ago(s.started_ns)),
         Status::Restarting => format!("Restarting ({}) {} ago", s.exit_code, ago(s.finished_ns)),
         Status::Removing => "Removal In Progress".into(),
@@ -334,7 +352,7 @@ impl<'a> ListFilter<'a> {
         })
     }
 
-    fn matches(&self, rec: &Record) -> bool {
+    fn matches(&self, rec: &Record, health: Option<&str>) -> bool {
         let any = |key: &str, ok: &dyn Fn(&str) -> bool| {
             self.filters
                 .get(key)
@@ -369,7 +387,7 @@ impl<'a> ListFilter<'a> {
             && self.before_ns.is_none_or(|t| rec.created_ns < t)
             && self.since_ns.is_none_or(|t| rec.created_ns > t)
             && any("network", &|v| v == rec.host_config.network_mode)
-            && any("health", &|v| v == "none")
+            && any("health", &|v| v == health.unwrap_or("none"))
     }
 }
 

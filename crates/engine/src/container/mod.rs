@@ -144,6 +144,8 @@ pub struct Container {
     pub progress: tokio::sync::watch::Sender<Progress>,
     pub pending_attaches: Mutex<Vec<PendingAttach>>,
     pub restart: Mutex<crate::restart::RestartState>,
+    /// `State.Health` while health checks run (in memory, as they restart with the run).
+    pub health: Mutex<Option<crate::types::Health>>,
 }
 
 impl Container {
@@ -161,6 +163,7 @@ impl Container {
             progress: tokio::sync::watch::Sender::new(progress),
             pending_attaches: Mutex::new(Vec::new()),
             restart: Mutex::new(Default::default()),
+            health: Mutex::new(None),
         })
     }
 

@@ -79,6 +79,7 @@ impl Engine {
             Status::Running | Status::Paused => {
                 if supervisor::alive(&dir).is_some() {
                     self.spawn_waiter(c.clone());
+                    self.start_health(c);
                     return;
                 }
                 let info = supervisor::read_exit(&dir).unwrap_or_else(|| ExitInfo {
