@@ -28,6 +28,9 @@ use super::logfile::{LogFile, Stream};
 const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 /// Quiet time after which the monitor gives back the memory its last work touched.
 const IDLE_SHED: Duration = Duration::from_secs(1);
+/// A monitor that never goes quiet (a chatty container) still sheds this often, so that it
+/// holds only the pages its loop uses, not those of setup or of a burst long past.
+const BUSY_SHED: Duration = Duration::from_secs(10);
 /// How long the exiting monitor waits for the request of a client that had connected.
 const LATE_REQUESTS: Duration = Duration::from_millis(200);
 /// Stdin bytes buffered for a container that does not read them; attach clients wait.
@@ -195,9 +198,15 @@ impl Monitor {
     pub fn run(mut self) -> ! {
         let mut buf = vec![0u8; 32 * 1024];
         let shedder = super::sys::Shedder::new();
-        let mut busy = true;
+        // Not busy at first: setup's pages go before the first wait.
+        let mut busy = false;
+        let mut last_shed = Instant::now();
         while !self.done() {
-            let ready = self.wait(busy, &shedder);
+            let shed = !busy || last_shed.elapsed() >= BUSY_SHED;
+            if shed {
+                last_shed = Instant::now();
+            }
+            let ready = self.wait(busy, shed.then_some(&shedder));
             busy = !ready.is_empty();
             let mut control_ready = Vec::new();
             for (slot, revents) in ready {
@@ -221,9 +230,9 @@ impl Monitor {
     }
 
     /// Polls everything there is to serve; returns what is ready (nothing if it was `busy`
-    /// and then quiet for [`IDLE_SHED`]). Not `busy`, it sheds memory right before it blocks,
-    /// so that nothing but the poll call itself touches pages after.
-    fn wait(&self, busy: bool, shedder: &super::sys::Shedder) -> Vec<(Slot, PollFlags)> {
+    /// and then quiet for [`IDLE_SHED`]). Given a `shedder`, it sheds memory right before it
+    /// blocks, so that nothing but the poll call itself touches pages after.
+    fn wait(&self, busy: bool, shedder: Option<&super::sys::Shedder>) -> Vec<(Slot, PollFlags)> {
         let mut slots = Vec::new();
         let mut fds = Vec::new();
         let mut add = |slot, fd, flags| {
@@ -273,7 +282,7 @@ impl Monitor {
                 PollTimeout::try_from(left + Duration::from_millis(1)).unwrap_or(PollTimeout::MAX)
             }
         };
-        if !busy {
+        if let Some(shedder) = shedder {
             shedder.shed();
         }
         match poll(&mut fds, timeout) {
