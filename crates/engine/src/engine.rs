@@ -145,8 +145,30 @@ impl Engine {
             me: me.clone(),
             _lock: lock,
         });
+        let weak = Arc::downgrade(&engine);
+        engine.images.set_event_sink(move |event| {
+            if let Some(engine) = weak.upgrade() {
+                engine.events.publish(event);
+            }
+        });
         engine.restore().await?;
         Ok(engine)
+    }
+
+    /// Which images the containers use (image remove's and prune's conflict rules).
+    pub fn image_uses(&self) -> Vec<crate::images::ImageUse> {
+        self.containers
+            .all()
+            .iter()
+            .map(|c| {
+                let rec = c.record();
+                crate::images::ImageUse {
+                    image_id: rec.image_id,
+                    container_id: rec.id,
+                    running: rec.state.status.is_live(),
+                }
+            })
+            .collect()
     }
 
     pub fn images(&self) -> &crate::images::ImageService {

@@ -533,3 +533,38 @@ async fn health_checks_follow_the_test() {
     );
     root.teardown(engine).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_events_and_uses_and_system_info() {
+    if !can_run() {
+        return;
+    }
+    let root = Root::new();
+    let engine = root.open().await;
+    let mut events = engine
+        .events(None, None, Default::default())
+        .expect("events");
+    engine
+        .images()
+        .tag(IMAGE, "gorae-test/other", Some("v1"))
+        .await
+        .expect("tag");
+    let e = events.recv().await.expect("an image event");
+    assert_eq!((e.kind.as_str(), e.action.as_str()), ("image", "tag"));
+    let id = create(&engine, None, request(&["true"])).await;
+    let uses = engine.image_uses();
+    assert_eq!(uses.len(), 1);
+    assert_eq!(uses[0].container_id, id);
+    assert!(uses[0].image_id.starts_with("sha256:"));
+    let info = engine.info().await.expect("info");
+    assert_eq!(info["Containers"], 1);
+    assert_eq!(info["ContainersStopped"], 1);
+    assert_eq!(info["Driver"], "overlay2");
+    assert_eq!(info["Images"], 1);
+    let version = engine.version();
+    assert_eq!(version["ApiVersion"], "1.51");
+    let df = engine.system_df().await.expect("df");
+    assert_eq!(df["Containers"].as_array().map(Vec::len), Some(1));
+    assert!(df["LayersSize"].as_i64().is_some_and(|n| n > 0));
+    root.teardown(engine).await;
+}
