@@ -73,9 +73,19 @@ impl Mon {
     }
 
     fn spawn_ok(&self, flags: &[&str]) {
+        use std::os::unix::fs::{FileTypeExt, PermissionsExt};
         let out = self.spawn(flags);
         assert!(out.status.success(), "monitor failed: {}", stderr(&out));
+        if flags.contains(&"--start") {
+            // A started container may be gone already, and its monitor with it.
+            return;
+        }
         assert!(self.dir.join("monitor.pid").exists());
+        for name in ["attach.sock", "control.sock"] {
+            let meta = std::fs::metadata(self.dir.join(name)).expect(name);
+            assert!(meta.file_type().is_socket(), "{name}");
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{name}");
+        }
     }
 
     fn monitor_pid(&self) -> i32 {
@@ -144,9 +154,12 @@ impl Mon {
     }
 
     /// After the container's end: exit.json is there, the sockets, monitor.pid, the monitor
-    /// process and the runtime container are gone.
+    /// process (0: its pid is not known) and the runtime container are gone.
     fn assert_gone(&self, monitor_pid: i32) -> Value {
         wait_until("the monitor to exit", || {
+            if monitor_pid == 0 {
+                return !self.dir.join("monitor.pid").exists();
+            }
             !Path::new(&format!("/proc/{monitor_pid}")).exists()
                 || proc_state(monitor_pid) == Some('Z')
         });
@@ -305,10 +318,9 @@ fn the_log_rotates_at_max_size_keeping_max_file_files() {
         ],
     );
     mon.spawn_ok(&["--log-max-size", "2000", "--log-max-file", "3", "--start"]);
-    let pid = mon.monitor_pid();
     let exit = mon.wait_exit();
     assert_eq!(exit["exit_code"], 0, "{exit}");
-    mon.assert_gone(pid);
+    mon.assert_gone(0);
     let rotated = |n: u32| PathBuf::from(format!("{}.{n}", mon.log.display()));
     for path in [mon.log.clone(), rotated(1), rotated(2)] {
         let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
@@ -583,4 +595,21 @@ fn an_idle_monitor_stays_under_one_mib() {
     let _ = attach.shutdown(std::net::Shutdown::Both);
     let _ = mon.env.runc(&["kill", &mon.env.id, "KILL"]);
     mon.assert_gone(pid);
+}
+
+#[test]
+fn an_oom_kill_is_reported() {
+    if !can_run() {
+        return;
+    }
+    // busybox tail keeps the last line of /dev/zero, which never ends: it grows to the limit.
+    let mon = Mon::new("oom", &["tail", "/dev/zero"]);
+    mon.env.edit(|c| {
+        c["linux"]["resources"]["memory"] = json!({"limit": 16 << 20, "swap": 16 << 20});
+    });
+    mon.spawn_ok(&["--start"]);
+    let exit = mon.wait_exit();
+    assert_eq!(exit["exit_code"], 137, "{exit}");
+    assert_eq!(exit["oom_killed"], true, "{exit}");
+    assert_eq!(mon.assert_gone(0), exit);
 }

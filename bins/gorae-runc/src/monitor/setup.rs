@@ -221,13 +221,16 @@ fn refuse_live_monitor(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// A listening socket, mode 0600 from the start (the umask covers the window before a chmod
-/// would), non-blocking.
+/// A listening socket, mode 0600 (made under umask 077, so that no one else can connect
+/// before the chmod), non-blocking.
 fn listen(path: &Path) -> Result<UnixListener, String> {
     let old = nix::sys::stat::umask(Mode::from_bits_truncate(0o077));
     let bound = UnixListener::bind(path);
     nix::sys::stat::umask(old);
     let listener = bound.map_err(|e| format!("{}: {e}", path.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     listener
         .set_nonblocking(true)
         .map_err(|e| format!("{}: {e}", path.display()))?;
