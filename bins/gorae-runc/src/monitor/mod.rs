@@ -11,6 +11,7 @@
 //! - [`front`]: the command's front process: forks the monitor, reports its readiness;
 //! - [`setup`]: the monitor's first steps, from daemonizing to a created container;
 //! - [`event_loop`]: the poll loop over stdio, sockets and signals;
+//! - [`stdio`]: the container's end of its stdio;
 //! - [`logfile`], [`attach`], [`control`]: the log writer, attach and control servers;
 //! - [`exit`]: the exit record and the teardown;
 //! - [`sys`]: the few system calls that need `unsafe`.
@@ -22,6 +23,7 @@ mod exit;
 mod front;
 mod logfile;
 mod setup;
+mod stdio;
 mod sys;
 
 use std::path::PathBuf;

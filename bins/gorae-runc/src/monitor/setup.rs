@@ -14,9 +14,10 @@ use nix::sys::stat::Mode;
 
 use super::attach::AttachServer;
 use super::control::ControlServer;
-use super::event_loop::{Io, Monitor};
+use super::event_loop::Monitor;
 use super::exit::{ATTACH_SOCKET, CONSOLE_SOCKET, CONTROL_SOCKET, PID_FILE};
 use super::logfile::LogFile;
+use super::stdio::Io;
 use super::Options;
 
 /// The signals the loop takes from a signalfd: children's exits, and the ones it forwards.
