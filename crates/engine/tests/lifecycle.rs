@@ -568,3 +568,71 @@ async fn image_events_and_uses_and_system_info() {
     assert!(df["LayersSize"].as_i64().is_some_and(|n| n > 0));
     root.teardown(engine).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oom_auto_remove_paused_stop_and_policy_update() {
+    if !can_run() {
+        return;
+    }
+    let root = Root::new();
+    let engine = root.open().await;
+    // A memory hog under a small limit is OOM-killed, and inspect says so.
+    let mut req = request(&[
+        "sh",
+        "-c",
+        "x=aaaaaaaaaaaaaaaa; while true; do x=$x$x; done",
+    ]);
+    req.host_config.resources.memory = 16 << 20;
+    req.host_config.resources.memory_swap = 16 << 20;
+    let hog = create(&engine, None, req).await;
+    let wait = engine
+        .wait(&hog, WaitCondition::NextExit)
+        .await
+        .expect("wait");
+    engine.start(&hog).await.expect("start");
+    assert_eq!(wait.await.status_code, 137);
+    assert!(inspect(&engine, &hog).await.state.oom_killed);
+    // AutoRemove: gone once it exits.
+    let mut req = request(&["true"]);
+    req.host_config.auto_remove = true;
+    let gone = create(&engine, None, req).await;
+    let removed = engine
+        .wait(&gone, WaitCondition::Removed)
+        .await
+        .expect("wait");
+    engine.start(&gone).await.expect("start");
+    assert_eq!(removed.await.status_code, 0);
+    assert!(engine.inspect(&gone, false).await.is_err());
+    assert!(!root.config.container_dir(&gone).exists());
+    // A paused container stops (thawed for its signal).
+    let paused = create(&engine, None, request(&["sleep", "1000"])).await;
+    engine.start(&paused).await.expect("start");
+    engine.pause(&paused).await.expect("pause");
+    engine
+        .stop(&paused, None, Some(1))
+        .await
+        .expect("stop paused");
+    let c = inspect(&engine, &paused).await;
+    assert_eq!(
+        (c.state.status.as_str(), c.state.exit_code),
+        ("exited", 137)
+    );
+    // A restart policy set by update applies to the next exit.
+    let mut update = gorae_engine::types::UpdateRequest::default();
+    update.restart_policy = Some(gorae_engine::types::RestartPolicy {
+        name: "on-failure".into(),
+        maximum_retry_count: 1,
+    });
+    engine.update(&hog, update).await.expect("update policy");
+    engine.start(&hog).await.expect("start again");
+    eventually("one policy restart", || {
+        let engine = engine.clone();
+        let hog = hog.clone();
+        async move {
+            let c = inspect(&engine, &hog).await;
+            c.restart_count == 1 && c.state.status == "exited"
+        }
+    })
+    .await;
+    root.teardown(engine).await;
+}
