@@ -618,11 +618,13 @@ async fn oom_auto_remove_paused_stop_and_policy_update() {
         ("exited", 137)
     );
     // A restart policy set by update applies to the next exit.
-    let mut update = gorae_engine::types::UpdateRequest::default();
-    update.restart_policy = Some(gorae_engine::types::RestartPolicy {
-        name: "on-failure".into(),
-        maximum_retry_count: 1,
-    });
+    let update = gorae_engine::types::UpdateRequest {
+        restart_policy: Some(gorae_engine::types::RestartPolicy {
+            name: "on-failure".into(),
+            maximum_retry_count: 1,
+        }),
+        ..Default::default()
+    };
     engine.update(&hog, update).await.expect("update policy");
     engine.start(&hog).await.expect("start again");
     eventually("one policy restart", || {
