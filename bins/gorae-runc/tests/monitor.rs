@@ -613,3 +613,32 @@ fn an_oom_kill_is_reported() {
     assert_eq!(exit["oom_killed"], true, "{exit}");
     assert_eq!(mon.assert_gone(0), exit);
 }
+
+fn fd_count(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+#[test]
+fn waiters_that_hang_up_are_forgotten() {
+    if !can_run() {
+        return;
+    }
+    let mon = Mon::new("waiters", &["sleep", "1000"]);
+    mon.spawn_ok(&["--start"]);
+    let pid = mon.monitor_pid();
+    let _ = mon.control(json!({"op": "state"}));
+    let baseline = fd_count(pid);
+    for _ in 0..20 {
+        drop(mon.send_control(json!({"op": "wait"})));
+    }
+    let mut kept = mon.send_control(json!({"op": "wait"}));
+    let _ = mon.control(json!({"op": "state"}));
+    wait_until("the monitor to close the hung-up waiters", || {
+        fd_count(pid) <= baseline + 1
+    });
+    let _ = mon.env.runc(&["kill", &mon.env.id, "KILL"]);
+    assert_eq!(read_reply(&mut kept)["exit_code"], 137);
+    mon.assert_gone(pid);
+}

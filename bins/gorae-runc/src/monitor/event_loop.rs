@@ -71,6 +71,8 @@ enum Slot {
     Attach(usize),
     ControlListener,
     Control(usize),
+    /// A `wait` client: never sends more, so any event is its hangup.
+    Waiter(usize),
 }
 
 impl Monitor {
@@ -89,13 +91,18 @@ impl Monitor {
             let ready = self.wait(busy, shed.then_some(&shedder));
             busy = !ready.is_empty();
             let mut control_ready = Vec::new();
+            let mut waiters_gone = Vec::new();
             for (slot, revents) in ready {
                 match slot {
                     Slot::Control(i) => control_ready.push(i),
+                    Slot::Waiter(i) => waiters_gone.push(i),
                     _ => self.handle(slot, revents, &mut buf),
                 }
             }
             self.attach.reap();
+            for i in waiters_gone.into_iter().rev() {
+                self.control.waiters.swap_remove(i);
+            }
             for (stream, request) in self.control.read_ready(&control_ready) {
                 self.request(stream, request);
             }
@@ -154,6 +161,9 @@ impl Monitor {
         for (i, fd) in self.control.pending_fds().enumerate() {
             add(Slot::Control(i), fd, input);
         }
+        for (i, waiter) in self.control.waiters.iter().enumerate() {
+            add(Slot::Waiter(i), waiter.as_fd(), input);
+        }
         let timeout = match &self.exit {
             None if busy => PollTimeout::try_from(IDLE_SHED).unwrap_or(PollTimeout::MAX),
             None => PollTimeout::NONE,
@@ -190,7 +200,7 @@ impl Monitor {
             Slot::AttachListener => self.attach.accept_all(),
             Slot::Attach(i) => self.attach_client(i, revents, buf),
             Slot::ControlListener => self.control.accept_all(),
-            Slot::Control(_) => {}
+            Slot::Control(_) | Slot::Waiter(_) => {}
         }
     }
 
