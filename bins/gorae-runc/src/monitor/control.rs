@@ -9,6 +9,8 @@ use serde_json::Value;
 
 /// Longest request line accepted.
 const MAX_REQUEST: usize = 4096;
+/// Connections whose request line is not complete yet, at most.
+const MAX_PENDING: usize = 64;
 
 /// What a client asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +95,10 @@ impl ControlServer {
 
     pub fn accept_all(&mut self) {
         while let Ok((stream, _)) = self.listener.accept() {
+            if self.pending.len() >= MAX_PENDING {
+                // Clients that connect and never send must not pile up descriptors.
+                self.pending.remove(0);
+            }
             if stream.set_nonblocking(true).is_ok() {
                 self.pending.push(Pending {
                     stream,
