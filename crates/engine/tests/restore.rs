@@ -132,3 +132,47 @@ async fn restart_policy_applies_to_exits_while_away() {
     .await;
     root.teardown(engine).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unstarted_monitor_left_by_a_crash_is_reaped() {
+    if !can_run() {
+        return;
+    }
+    let root = Root::new();
+    let engine = root.open().await;
+    let id = create(&engine, None, request(&["sleep", "1000"])).await;
+    let wait = engine
+        .wait(&id, WaitCondition::NextExit)
+        .await
+        .expect("wait");
+    engine.start(&id).await.expect("start");
+    engine.kill(&id, None).await.expect("kill");
+    wait.await;
+    drop(engine);
+    // What a crash between "monitor created the container" and "start" leaves behind.
+    let dir = root.config.container_dir(&id);
+    let store = gorae_image::Store::open(root.path()).expect("store");
+    store
+        .snapshots
+        .mount(&id, &dir.join("bundle/rootfs"))
+        .expect("mount");
+    let monitor_dir = root.config.monitor_dir(&id);
+    std::fs::create_dir_all(&monitor_dir).expect("monitor dir");
+    let status = std::process::Command::new(runc_bin())
+        .arg("--root")
+        .arg(root.config.runtime_root())
+        .arg("monitor")
+        .arg("--bundle")
+        .arg(dir.join("bundle"))
+        .arg("--dir")
+        .arg(&monitor_dir)
+        .arg(&id)
+        .status()
+        .expect("gorae-runc monitor");
+    assert!(status.success());
+    assert!(monitor_dir.join("monitor.pid").exists());
+    let engine = root.open().await;
+    assert!(!monitor_dir.exists(), "the orphan monitor is reaped");
+    assert_eq!(inspect(&engine, &id).await.state.status, "exited");
+    root.teardown(engine).await;
+}

@@ -41,6 +41,23 @@ pub fn lock_root(config: &EngineConfig) -> Result<Flock<File>> {
 }
 
 impl Engine {
+    async fn reap_orphan_monitor(&self, c: &Arc<Container>, dir: &std::path::Path) {
+        let args = ["delete".to_string(), "--force".into(), c.id.clone()];
+        if let Err(e) = supervisor::runc(self.config(), &args).await {
+            logging::warn(&format!(
+                "container {}: deleting an unstarted one: {e}",
+                c.id
+            ));
+        }
+        for _ in 0..100 {
+            if supervisor::alive(dir).is_none() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     pub(crate) async fn restore(&self) -> Result<()> {
         let config = self.config();
         for dir in [
@@ -101,7 +118,14 @@ impl Engine {
                     logging::warn(&format!("container {}: finishing its removal: {e}", c.id));
                 }
             }
-            Status::Created | Status::Exited | Status::Dead => self.unmount_rootfs(c),
+            Status::Created | Status::Exited | Status::Dead => {
+                if supervisor::alive(&dir).is_some() {
+                    // A start cut short by the crash: its monitor holds a created
+                    // container that nobody will start.
+                    self.reap_orphan_monitor(c, &dir).await;
+                }
+                self.unmount_rootfs(c);
+            }
         }
     }
 }
