@@ -638,3 +638,33 @@ async fn oom_auto_remove_paused_stop_and_policy_update() {
     .await;
     root.teardown(engine).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_gets_through_a_waiting_stop() {
+    if !can_run() {
+        return;
+    }
+    let root = Root::new();
+    let engine = root.open().await;
+    let id = create(&engine, None, request(&["sleep", "1000"])).await;
+    engine.start(&id).await.expect("start");
+    let stopping = {
+        let engine = engine.clone();
+        let id = id.clone();
+        // pid 1 ignores SIGTERM: this stop would wait its full ten minutes.
+        tokio::spawn(async move { engine.stop(&id, None, Some(600)).await })
+    };
+    let mut events = engine
+        .events(Some(0.0), None, Default::default())
+        .expect("events");
+    loop {
+        let e = events.recv().await.expect("events");
+        if e.action == "kill" && e.actor.attributes["signal"] == "15" {
+            break;
+        }
+    }
+    engine.kill(&id, None).await.expect("kill during stop");
+    stopping.await.expect("join").expect("stop");
+    assert_eq!(inspect(&engine, &id).await.state.exit_code, 137);
+    root.teardown(engine).await;
+}

@@ -373,9 +373,9 @@ impl Engine {
         }
     }
 
+    /// Without the `op` lock: a kill must get through while a stop waits for its timeout.
     pub(crate) async fn kill_container(&self, id: &str, signal: Option<String>) -> Result<()> {
         let c = self.containers.get(id)?;
-        let _op = c.op.lock().await;
         let rec = c.record();
         if !rec.state.status.is_live() {
             return Err(Error::Conflict(format!(
