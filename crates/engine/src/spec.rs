@@ -257,6 +257,13 @@ pub fn capabilities(host: &HostConfig) -> Result<Vec<String>> {
     };
     let add = normalize(host.cap_add.as_ref())?;
     let drop = normalize(host.cap_drop.as_ref())?;
+    // "All" is what the daemon holds: a capability outside its bounding set cannot be
+    // granted (the runtime's capset would fail).
+    let held = held_capabilities();
+    let all: Vec<String> = all
+        .into_iter()
+        .filter(|name| held.is_none_or(|mask| cap_number(name).is_some_and(|n| mask >> n & 1 == 1)))
+        .collect();
     if host.privileged {
         return Ok(all);
     }
@@ -277,6 +284,23 @@ pub fn capabilities(host: &HostConfig) -> Result<Vec<String>> {
     caps.sort();
     caps.dedup();
     Ok(caps)
+}
+
+/// The daemon's bounding set (CapBnd of /proc/self/status); None if it cannot be read.
+pub fn held_capabilities() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))?
+        .trim();
+    u64::from_str_radix(hex, 16).ok()
+}
+
+fn cap_number(name: &str) -> Option<u32> {
+    gorae_runtime::capabilities::ALL
+        .iter()
+        .find(|c| gorae_runtime::capabilities::name(**c) == name)
+        .map(|c| gorae_runtime::capabilities::number(*c))
 }
 
 /// `--ulimit`s, and the daemon's own nofile limit unless one is given.

@@ -668,3 +668,45 @@ async fn kill_gets_through_a_waiting_stop() {
     assert_eq!(inspect(&engine, &id).await.state.exit_code, 137);
     root.teardown(engine).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn privileged_runs_with_every_capability() {
+    if !can_run() {
+        return;
+    }
+    let root = Root::new();
+    let engine = root.open().await;
+    let mut req = request(&["sh", "-c", "grep CapEff /proc/self/status; ls /dev | wc -l"]);
+    req.host_config.privileged = true;
+    let id = create(&engine, None, req).await;
+    let wait = engine
+        .wait(&id, WaitCondition::NextExit)
+        .await
+        .expect("wait");
+    engine.start(&id).await.expect("start");
+    assert_eq!(wait.await.status_code, 0);
+    let log = std::fs::read_to_string(inspect(&engine, &id).await.log_path).expect("log");
+    let mask = gorae_engine::spec::held_capabilities().expect("CapBnd") & ((1 << 41) - 1);
+    assert!(log.contains(&format!("CapEff:\\t{mask:016x}")), "{log}");
+    root.teardown(engine).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_remove_happens_when_the_start_fails() {
+    if !can_run() {
+        return;
+    }
+    let root = Root::new();
+    let engine = root.open().await;
+    let mut req = request(&["/no/such/binary"]);
+    req.host_config.auto_remove = true;
+    let id = create(&engine, None, req).await;
+    let removed = engine
+        .wait(&id, WaitCondition::Removed)
+        .await
+        .expect("wait");
+    assert!(engine.start(&id).await.is_err());
+    removed.await;
+    assert!(engine.inspect(&id, false).await.is_err());
+    root.teardown(engine).await;
+}

@@ -49,7 +49,14 @@ impl Engine {
             r.exit_on_next = false;
         }
         c.update(|r| r.state.manually_stopped = false)?;
-        self.start_locked(&c).await
+        let started = self.start_locked(&c).await;
+        if started.is_err() && c.record().host_config.auto_remove {
+            // As Docker: `run --rm` waits for the removal, which must come even so.
+            if let Err(e) = self.destroy(&c) {
+                logging::warn(&format!("container {}: auto-remove: {e}", c.id));
+            }
+        }
+        started
     }
 
     /// Mounts, writes the bundle, runs the monitor, records the start. The caller holds `op`.
