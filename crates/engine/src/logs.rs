@@ -333,8 +333,15 @@ impl Reader {
             if let Some((file, pos)) = &mut current {
                 *pos = self.read_to_end(file)?.max(*pos);
                 if rotated_away(log, file, *pos) {
-                    // Drain what the monitor wrote before renaming, then take the new file.
+                    // Drain what the monitor wrote before renaming, then the files that
+                    // came after ours (more than one rotation may have passed), then the
+                    // new log.
                     self.read_to_end(file)?;
+                    for path in newer_rotated(log, file) {
+                        if let Ok(mut f) = File::open(&path) {
+                            self.read_to_end(&mut f)?;
+                        }
+                    }
                     current = File::open(log).ok().map(|f| (f, 0));
                     self.flush()?;
                     continue;
@@ -427,6 +434,30 @@ fn rotated_away(log: &Path, file: &File, pos: u64) -> bool {
         Ok(now) => now.ino() != ours.ino() || now.dev() != ours.dev() || now.len() < pos,
         Err(_) => false,
     }
+}
+
+/// The rotated files newer than `ours` (which the monitor has renamed away), oldest first:
+/// `<log>.(k-1)` … `<log>.1` when ours is now `<log>.k`; all of them when ours is gone; none
+/// when ours is the log itself, truncated (max-file 1).
+fn newer_rotated(log: &Path, ours: &File) -> Vec<PathBuf> {
+    let Ok(ours) = ours.metadata() else {
+        return Vec::new();
+    };
+    let same = |m: &std::fs::Metadata| m.ino() == ours.ino() && m.dev() == ours.dev();
+    if std::fs::metadata(log).is_ok_and(|m| same(&m)) {
+        return Vec::new();
+    }
+    let mut newer = Vec::new();
+    for n in 1.. {
+        let path = rotated_name(log, n);
+        match std::fs::metadata(&path) {
+            Ok(m) if same(&m) => break,
+            Ok(_) => newer.push(path),
+            Err(_) => break,
+        }
+    }
+    newer.reverse();
+    newer
 }
 
 /// Whether the monitor in `monitor_dir` is alive: its monitor.pid names a process with the

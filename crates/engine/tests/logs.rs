@@ -222,6 +222,50 @@ async fn follow_reads_appends_survives_rotation_and_ends_after_the_exit() {
 }
 
 #[tokio::test]
+async fn follow_catches_up_on_several_rotations_between_two_looks() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("c-json.log");
+    write_log(&log, 0, 1);
+    let running = Arc::new(AtomicBool::new(true));
+    let flag = running.clone();
+    let o = ReadOptions {
+        follow: true,
+        // Long enough that all the rotations below happen between two looks.
+        poll_interval: Duration::from_millis(300),
+        ..opts()
+    };
+    let mut rx = logs::spawn_reader(
+        log.clone(),
+        o,
+        Box::new(move || flag.load(Ordering::SeqCst)),
+    );
+    assert_eq!(deframe(&rx.recv().await.unwrap()).len(), 1);
+    // Three rotations with max-file 4: the file the reader holds ends as .3.
+    for round in 0..3 {
+        for n in (1..=round + 1).rev() {
+            let from = if n == 1 {
+                log.clone()
+            } else {
+                log.with_extension(format!("log.{}", n - 1))
+            };
+            if n == 1 {
+                write_log(&log, 1 + round * 2, 2);
+            }
+            std::fs::rename(&from, log.with_extension(format!("log.{n}"))).unwrap();
+        }
+    }
+    write_log(&log, 7, 1);
+    running.store(false, Ordering::SeqCst);
+    let mut rest = Vec::new();
+    while let Some(chunk) = rx.recv().await {
+        rest.extend(deframe(&chunk));
+    }
+    let texts: Vec<String> = rest.into_iter().map(|(_, t)| t).collect();
+    let want: Vec<String> = (1..8).map(|i| format!("line {i}\n")).collect();
+    assert_eq!(texts, want);
+}
+
+#[tokio::test]
 async fn follow_stops_when_the_client_goes_away() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("c-json.log");
@@ -355,5 +399,42 @@ async fn engine_logs_follow_ends_when_the_container_exits() {
         seen.extend_from_slice(&chunk);
     }
     assert!(String::from_utf8_lossy(&seen).starts_with("first"));
+    root.teardown(engine).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_logs_follow_across_the_monitors_rotation() {
+    use core_support::*;
+    if !can_run() {
+        return;
+    }
+    let root = Root::new();
+    let engine = root.open().await;
+    let script = "i=0; while [ $i -lt 100 ]; do echo line-$i; i=$((i+1)); sleep 0.05; done";
+    let mut req = request(&["sh", "-c", script]);
+    req.host_config.log_config.config = Some(
+        [("max-size", "1k"), ("max-file", "5")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    );
+    let id = create(&engine, None, req).await;
+    engine.start(&id).await.unwrap();
+    let opts = gorae_engine::engine::LogsOptions {
+        follow: true,
+        ..both()
+    };
+    let (_, rx) = engine.logs(&id, opts).await.unwrap();
+    let text: String = deframe(&collect(rx).await)
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    let want: String = (0..100).map(|i| format!("line-{i}\n")).collect();
+    assert_eq!(text, want);
+    let log = inspect(&engine, &id).await.log_path;
+    assert!(
+        std::path::Path::new(&format!("{log}.1")).exists(),
+        "the log never rotated"
+    );
     root.teardown(engine).await;
 }
