@@ -321,6 +321,14 @@ pub async fn run(
     let _ = std::fs::remove_dir_all(&launch.work_dir);
 }
 
+/// The stream of an exec that could not be prepared: its error, on stderr.
+pub async fn report_failure(conn: crate::engine::DuplexStream, tty: bool, error: Error) {
+    let (_reader, out) = pump::split(Some(conn));
+    if let Some(out) = out {
+        let _ = out.send(pump::message(tty, &format!("{error}\r\n"))).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

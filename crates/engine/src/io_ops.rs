@@ -216,10 +216,17 @@ impl Engine {
             runtime_root: self.config().runtime_root(),
             work_dir: self.config().run_dir.join("exec").join(&inst.id[..12]),
         };
-        let prepared = prepare_exec(&inst, &view, &start, &launch);
-        if let Err(e) = prepared {
+        if let Err(e) = prepare_exec(&inst, &view, &start, &launch) {
             inst.finish(126);
-            return Err(e);
+            if start.detach {
+                return Err(e);
+            }
+            // As docker: the stream opens, says why, and the exec's exit code is 126.
+            let tty = inst.config.tty;
+            return Ok(Some(Hijack {
+                kind: stream_kind(tty),
+                run: Box::new(move |conn| Box::pin(crate::exec::report_failure(conn, tty, e))),
+            }));
         }
         let cmd = inst.config.cmd.clone().unwrap_or_default().join(" ");
         let attrs = [("execID", inst.id.clone())];

@@ -266,6 +266,25 @@ async fn engine_exec_checks_state_runs_and_reports() {
         actions.iter().any(|a| a.starts_with("exec_start: sh -c")),
         "{actions:?}"
     );
+    // An unknown user: the stream opens and says why; the exit code is 126, as docker's.
+    let mut cfg = config(&["true"]);
+    cfg.user = "ghost".into();
+    let exec_id = engine.exec_create("ex", cfg).await.unwrap();
+    let hijack = engine
+        .exec_start(&exec_id, ExecStartConfig::default())
+        .await
+        .unwrap()
+        .unwrap();
+    let (mut client, server) = tokio::io::duplex(64 * 1024);
+    tokio::spawn((hijack.run)(Box::new(server)));
+    let mut out = Vec::new();
+    client.read_to_end(&mut out).await.unwrap();
+    let err = stream_text(&deframe(&out), 2);
+    assert!(err.contains("unable to find user ghost"), "{err}");
+    assert_eq!(
+        engine.exec_inspect(&exec_id).await.unwrap().exit_code,
+        Some(126)
+    );
     engine.pause(&id).await.unwrap();
     let err = engine
         .exec_create("ex", config(&["true"]))

@@ -109,7 +109,7 @@ pub fn split(conn: Option<DuplexStream>) -> (Reader, Out) {
 }
 
 /// The text as it appears on the stream: stderr frame, or raw with a tty.
-fn message(tty: bool, text: &str) -> Bytes {
+pub fn message(tty: bool, text: &str) -> Bytes {
     if tty {
         return Bytes::copy_from_slice(text.as_bytes());
     }
