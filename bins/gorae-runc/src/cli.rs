@@ -39,7 +39,9 @@ pub struct GlobalArgs {
     /// Use systemd to manage cgroups (not supported: gorae-runc writes cgroupfs itself).
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
-    /// Accepted for runc compatibility (true|false|auto).
+    /// true|false|auto, accepted for runc compatibility; alone it means true. With `spec`
+    /// (`spec --rootless`) it writes a config for a rootless container (user namespace, no
+    /// network namespace).
     #[arg(long, global = true)]
     pub rootless: Option<String>,
     /// Accepted for runc compatibility; checkpointing is not supported.
@@ -73,12 +75,12 @@ pub struct CreateArgs {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Write a default config.json.
+    ///
+    /// `spec --rootless` is the global `--rootless` (clap refuses a subcommand flag of the
+    /// same name as a global one).
     Spec {
         #[arg(short = 'b', long, default_value = ".")]
         bundle: PathBuf,
-        /// Write a config for a rootless container (user namespace, no network namespace).
-        #[arg(long = "rootless", id = "spec_rootless")]
-        rootless: bool,
     },
     /// Create a container (its program waits for `start`).
     Create(CreateArgs),
@@ -143,7 +145,37 @@ pub enum Command {
 }
 
 /// runc (urfave/cli) takes long flags with one dash too (`-root`, `-bundle`); clap does not.
+/// A `--rootless` without a value (`spec --rootless`, `--rootless spec`) becomes
+/// `--rootless=true`, so that the flag does not swallow the word after it.
 pub fn normalize_args(args: impl Iterator<Item = OsString>) -> Vec<OsString> {
+    let mut out = double_dash_long_flags(args);
+    for i in 0..out.len() {
+        let takes_next = out
+            .get(i + 1)
+            .and_then(|a| a.to_str())
+            .is_some_and(is_rootless_value);
+        if out[i] == "--rootless" && !takes_next {
+            out[i] = OsString::from("--rootless=true");
+        }
+    }
+    out
+}
+
+/// The values runc's `--rootless` takes: `auto` and Go's boolean spellings.
+fn is_rootless_value(s: &str) -> bool {
+    s == "auto" || rootless_bool(s).is_some()
+}
+
+/// Go's `strconv.ParseBool`, which runc applies to `--rootless`.
+fn rootless_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+fn double_dash_long_flags(args: impl Iterator<Item = OsString>) -> Vec<OsString> {
     const LONG: [&str; 14] = [
         "root",
         "log",
@@ -193,7 +225,10 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
     }
     let runtime = Runtime::new(state_root(&cli.global), crate::log::warn);
     match cli.command {
-        Command::Spec { bundle, rootless } => write_spec(&bundle, rootless)?,
+        Command::Spec { bundle } => {
+            let rootless = cli.global.rootless.as_deref().and_then(rootless_bool);
+            write_spec(&bundle, rootless == Some(true))?
+        }
         Command::Create(args) => runtime.create(&create_options(args))?,
         Command::Start { container_id } => runtime.start(&container_id)?,
         Command::Run {
@@ -375,6 +410,46 @@ mod tests {
             ]
             .map(OsString::from)
         );
+    }
+
+    fn parse(args: &[&str]) -> Cli {
+        let args = normalize_args(args.iter().map(OsString::from));
+        <Cli as Parser>::try_parse_from(args).expect("parses")
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        // clap checks its definition only in debug builds, when a command is first parsed.
+        <Cli as clap::CommandFactory>::command().debug_assert();
+    }
+
+    #[test]
+    fn rootless_alone_means_true_before_or_after_the_subcommand() {
+        for args in [
+            &["gorae-runc", "spec", "--rootless"][..],
+            &["gorae-runc", "--rootless", "spec"],
+            &["gorae-runc", "-rootless", "spec", "-b", "/b"],
+            &["gorae-runc", "spec", "-b", "/b", "-rootless"],
+        ] {
+            let cli = parse(args);
+            assert_eq!(cli.global.rootless.as_deref(), Some("true"), "{args:?}");
+            assert!(matches!(cli.command, Command::Spec { .. }), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn rootless_keeps_its_value() {
+        let cli = parse(&["gorae-runc", "--rootless", "false", "spec"]);
+        assert_eq!(cli.global.rootless.as_deref(), Some("false"));
+        let cli = parse(&["gorae-runc", "kill", "--rootless", "auto", "x"]);
+        assert_eq!(cli.global.rootless.as_deref(), Some("auto"));
+        assert!(
+            matches!(cli.command, Command::Kill { ref container_id, .. } if container_id == "x")
+        );
+        let cli = parse(&["gorae-runc", "--rootless=auto", "spec"]);
+        assert_eq!(cli.global.rootless.as_deref(), Some("auto"));
+        let cli = parse(&["gorae-runc", "spec"]);
+        assert_eq!(cli.global.rootless, None);
     }
 
     #[test]
