@@ -253,9 +253,15 @@ pub fn merge_env(base: &[String], extra: &[String]) -> Vec<String> {
     out
 }
 
+/// Every capability the daemon holds (as the engine gives a privileged container): asking
+/// for one the kernel or the daemon lacks would make capset fail.
 fn all_capabilities() -> LinuxCapabilities {
-    let all: std::collections::HashSet<Capability> =
-        gorae_runtime::capabilities::ALL.iter().copied().collect();
+    let held = crate::spec::held_capabilities().unwrap_or(u64::MAX);
+    let all: std::collections::HashSet<Capability> = gorae_runtime::capabilities::ALL
+        .iter()
+        .copied()
+        .filter(|c| held & (1u64 << gorae_runtime::capabilities::number(*c)) != 0)
+        .collect();
     let mut caps = LinuxCapabilities::default();
     caps.set_bounding(Some(all.clone()));
     caps.set_effective(Some(all.clone()));

@@ -298,3 +298,28 @@ async fn engine_exec_checks_state_runs_and_reports() {
     ));
     root.teardown(engine).await;
 }
+
+#[tokio::test]
+async fn a_privileged_exec_has_every_capability_the_daemon_holds() {
+    if !can_run() {
+        return;
+    }
+    let c = Container::start("priv", &["sleep", "1000"]);
+    let (plain, _) = run(&c, config(&["grep", "CapEff", "/proc/self/status"]), b"").await;
+    let mut cfg = config(&["grep", "CapEff", "/proc/self/status"]);
+    cfg.privileged = true;
+    let (privileged, inspect) = run(&c, cfg, b"").await;
+    assert_eq!(inspect.exit_code, Some(0));
+    let eff = |out: &[u8]| {
+        let text = stream_text(&deframe(out), 1);
+        let hex = text.trim().trim_start_matches("CapEff:").trim().to_string();
+        u64::from_str_radix(&hex, 16).unwrap()
+    };
+    let held = gorae_engine::spec::held_capabilities().unwrap();
+    assert_eq!(eff(&privileged), held);
+    assert_ne!(
+        eff(&plain),
+        held,
+        "the container's own set is the default, smaller one"
+    );
+}
