@@ -4,7 +4,7 @@
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -258,7 +258,16 @@ impl Engine {
             let path = PathBuf::from(format!("/proc/{pid}/root"));
             return ContainerRoot::open(path, None, None);
         }
-        let lock = STOPPED_ROOTS.clone().lock_owned().await;
+        // The container's own operation lock: a start must not mount its root over ours (or
+        // find ours and have it unmounted under it) while the copy runs.
+        let container = self.containers.get(&view.id)?;
+        let lock = container.op.clone().lock_owned().await;
+        let view = self.view(&view.id).await?;
+        if let (true, Some(pid)) = (view.running, view.pid) {
+            drop(lock);
+            let path = PathBuf::from(format!("/proc/{pid}/root"));
+            return ContainerRoot::open(path, None, None);
+        }
         if is_mount_point(&view.rootfs) {
             return ContainerRoot::open(view.rootfs.clone(), None, Some(lock));
         }
@@ -283,9 +292,6 @@ async fn run_exec(
         engine.emit("container", "exec_die", &inst.container_id, &attrs);
     }
 }
-
-/// Stopped containers' roots are mounted and unmounted one at a time.
-static STOPPED_ROOTS: LazyLock<Arc<tokio::sync::Mutex<()>>> = LazyLock::new(Arc::default);
 
 /// An open container root; unmounts it on drop when it was mounted for the operation.
 struct ContainerRoot {

@@ -139,7 +139,7 @@ pub struct Container {
     pub id: String,
     pub dir: PathBuf,
     /// Held by every operation that changes the container's lifecycle.
-    pub op: tokio::sync::Mutex<()>,
+    pub op: Arc<tokio::sync::Mutex<()>>,
     record: Mutex<Record>,
     pub progress: tokio::sync::watch::Sender<Progress>,
     pub pending_attaches: Mutex<Vec<PendingAttach>>,
@@ -158,7 +158,7 @@ impl Container {
         Arc::new(Container {
             id: record.id.clone(),
             dir,
-            op: tokio::sync::Mutex::new(()),
+            op: Arc::default(),
             record: Mutex::new(record),
             progress: tokio::sync::watch::Sender::new(progress),
             pending_attaches: Mutex::new(Vec::new()),
