@@ -193,26 +193,24 @@ pub fn df_rows(df: &Value) -> Vec<[String; 5]> {
     let containers = list("Containers");
     let volumes = list("Volumes");
     let cache = list("BuildCache");
-    let image_size: f64 = images.iter().map(|i| n(i, "Size") as f64).sum();
-    let shared: f64 = images
-        .iter()
-        .map(|i| n(i, "SharedSize").max(0) as f64)
-        .sum();
     let active_images = images.iter().filter(|i| n(i, "Containers") > 0).count();
-    let unused: f64 = images
+    // docker's: what images in use hold (less what they share) is not reclaimable; an
+    // unknown shared size (-1) counts as nothing held.
+    let used: f64 = images
         .iter()
-        .filter(|i| n(i, "Containers") == 0)
-        .map(|i| (n(i, "Size") - n(i, "SharedSize").max(0)) as f64)
+        .filter(|i| n(i, "Containers") != 0 && n(i, "Size") != -1 && n(i, "SharedSize") != -1)
+        .map(|i| (n(i, "Size") - n(i, "SharedSize")) as f64)
         .sum();
-    let layers = df["LayersSize"].as_f64().unwrap_or(image_size - shared);
-    let running = containers
-        .iter()
-        .filter(|c| s(c, "State") == "running")
-        .count();
+    let layers = df["LayersSize"]
+        .as_f64()
+        .unwrap_or_else(|| images.iter().map(|i| n(i, "Size").max(0) as f64).sum());
+    let unused = (layers - used).max(0.0);
+    let is_active = |c: &&Value| matches!(s(c, "State"), "running" | "paused" | "restarting");
+    let running = containers.iter().filter(is_active).count();
     let container_size: f64 = containers.iter().map(|c| n(c, "SizeRw") as f64).sum();
     let stopped: f64 = containers
         .iter()
-        .filter(|c| s(c, "State") != "running")
+        .filter(|c| !is_active(c))
         .map(|c| n(c, "SizeRw") as f64)
         .sum();
     let volume_size: f64 = volumes
@@ -226,7 +224,7 @@ pub fn df_rows(df: &Value) -> Vec<[String; 5]> {
             images.len().to_string(),
             active_images.to_string(),
             human_size(layers),
-            reclaimable(unused.min(layers), layers),
+            reclaimable(unused, layers),
         ],
         [
             "Containers".into(),
@@ -285,7 +283,8 @@ mod tests {
     fn df_like_docker() {
         let df = json!({
             "LayersSize": 4_260_000,
-            "Images": [{"Size": 4_260_000, "SharedSize": 0, "Containers": 1}],
+            "Images": [{"Size": 4_260_000, "SharedSize": 0, "Containers": 1},
+                {"Size": 10, "SharedSize": -1, "Containers": 1}],
             "Containers": [{"State": "running", "SizeRw": 0}, {"State": "exited", "SizeRw": 12}],
             "Volumes": [], "BuildCache": []
         });
@@ -297,7 +296,7 @@ mod tests {
         assert_eq!(
             tabwrite(&text),
             "TYPE            TOTAL     ACTIVE    SIZE      RECLAIMABLE\n\
-             Images          1         1         4.26MB    0B (0%)\n\
+             Images          2         2         4.26MB    0B (0%)\n\
              Containers      2         1         12B       12B (100%)\n\
              Local Volumes   0         0         0B        0B\n\
              Build Cache     0         0         0B        0B\n"

@@ -372,7 +372,7 @@ impl CreateFlags {
         h.security_opt = list(&self.security_opt);
         h.group_add = list(&self.group_add);
         if let Some(size) = &self.shm_size {
-            h.shm_size = parse::ram_in_bytes(size)?;
+            h.shm_size = flag_size(size, "--shm-size")?;
         }
         if !self.sysctl.is_empty() {
             if self.sysctl.iter().any(|s| !s.contains('=')) {
@@ -462,16 +462,16 @@ impl CreateFlags {
         }
         let r = &mut h.resources;
         if let Some(m) = &self.memory {
-            r.memory = parse::ram_in_bytes(m)?;
+            r.memory = flag_size(m, "-m, --memory")?;
         }
         if let Some(m) = &self.memory_reservation {
-            r.memory_reservation = parse::ram_in_bytes(m)?;
+            r.memory_reservation = flag_size(m, "--memory-reservation")?;
         }
         if let Some(s) = &self.memory_swap {
             r.memory_swap = if s == "-1" {
                 -1
             } else {
-                parse::ram_in_bytes(s)?
+                flag_size(s, "--memory-swap")?
             };
         }
         if let Some(cpus) = self.cpus {
@@ -493,6 +493,12 @@ impl CreateFlags {
         }
         Ok(())
     }
+}
+
+/// A size flag's value, with docker's message naming the flag.
+fn flag_size(value: &str, flag: &str) -> Result<i64> {
+    parse::ram_in_bytes(value)
+        .with_context(|| format!("invalid argument {value:?} for \"{flag}\" flag"))
 }
 
 #[cfg(test)]

@@ -459,7 +459,7 @@ pub async fn inspect(client: Client, args: InspectArgs) -> Result<()> {
             Ok(None) => errors.push(if args.any_object {
                 format!("Error: No such object: {name}")
             } else {
-                format!("Error: No such container: {name}")
+                format!("Error response from daemon: No such container: {name}")
             }),
             Err(e) => return Err(with_code(1, e)),
         }

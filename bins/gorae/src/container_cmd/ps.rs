@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::template::Format;
-use super::{go_time, human_size, with_code};
+use super::{go_time, human_size3, with_code};
 
 #[derive(Args)]
 pub struct PsArgs {
@@ -160,14 +160,11 @@ pub fn row(c: &Summary, trunc: bool) -> Value {
         .and_then(Value::as_object)
         .map(|n| n.keys().cloned().collect())
         .unwrap_or_default();
-    let size = match (c.size_rw, c.size_root_fs) {
-        (Some(rw), Some(root)) if root > 0 => format!(
-            "{} (virtual {})",
-            human_size(rw as f64),
-            human_size(root as f64)
-        ),
-        (Some(rw), _) => human_size(rw as f64),
-        _ => String::new(),
+    // docker's: three digits, the virtual size only when known.
+    let rw = human_size3(c.size_rw.unwrap_or(0) as f64);
+    let size = match c.size_root_fs {
+        Some(root) if root > 0 => format!("{rw} (virtual {})", human_size3(root as f64)),
+        _ => rw,
     };
     json!({
         "ID": id,
@@ -175,6 +172,7 @@ pub fn row(c: &Summary, trunc: bool) -> Value {
         "Command": go_quote(&command),
         "CreatedAt": go_time(c.created),
         "RunningFor": crate::format::ago(Some(c.created)),
+        "Platform": Value::Null,
         "Ports": ports(&c.ports),
         "State": c.state,
         "Status": c.status,

@@ -122,7 +122,27 @@ fn start_failure(e: anyhow::Error) -> anyhow::Error {
     with_code(code, e)
 }
 
+/// docker's form for a failed run/create: "docker: <error>" and a pointer to the help.
+fn with_help(result: Result<()>, command: &str) -> Result<()> {
+    result.map_err(|e| match e.downcast::<Exit>() {
+        Ok(exit) if !exit.message.is_empty() => Exit {
+            code: exit.code,
+            message: format!(
+                "gorae: {}\n\nRun 'gorae {command} --help' for more information",
+                exit.message
+            ),
+        }
+        .into(),
+        Ok(exit) => exit.into(),
+        Err(other) => other,
+    })
+}
+
 pub async fn run(client: Client, args: RunArgs) -> Result<()> {
+    with_help(run_container(client, args).await, "run")
+}
+
+async fn run_container(client: Client, args: RunArgs) -> Result<()> {
     let f = &args.flags;
     let stdin_tty = std::io::stdin().is_terminal();
     if f.tty && f.interactive && !stdin_tty && !args.detach {
@@ -189,6 +209,10 @@ fn exit_status(code: i64) -> Result<()> {
 }
 
 pub async fn create(client: Client, args: CreateArgs) -> Result<()> {
+    with_help(create_container(client, args).await, "create")
+}
+
+async fn create_container(client: Client, args: CreateArgs) -> Result<()> {
     let req = args
         .flags
         .to_request(&args.image, &args.args, true)
