@@ -7,7 +7,8 @@
 //! The spec is edited as JSON and parsed into oci-spec's `Spec` at the end, so every field
 //! set here is checked by the same parser the runtime uses. Pure functions of their inputs
 //! except for the reads this says: the image rootfs's passwd/group files, the daemon's own
-//! nofile limit, and the host's devices for `--privileged`.
+//! nofile limit, the host's devices for `--privileged`, and where the runtime binary is for
+//! `--init`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,9 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 /// The files of the container directory bind-mounted over the image's.
 pub const ETC_FILES: [&str; 3] = ["hostname", "hosts", "resolv.conf"];
 
+/// Where docker puts the init of `--init` in the container.
+pub const INIT_PATH: &str = "/sbin/docker-init";
+
 /// What the spec is made of.
 pub struct SpecInput<'a> {
     pub id: &'a str,
@@ -38,6 +42,9 @@ pub struct SpecInput<'a> {
     pub container_dir: &'a Path,
     /// The engine's cgroup parent.
     pub cgroup_parent: &'a str,
+    /// The engine's runtime binary as configured (a path, or a name looked up in PATH);
+    /// with `Init` it is the container's pid 1, as docker-init.
+    pub runtime: &'a Path,
 }
 
 /// How the container's network is set up.
@@ -102,13 +109,10 @@ pub fn validate(input: &SpecInput<'_>) -> Result<()> {
 pub fn build(input: &SpecInput<'_>) -> Result<Spec> {
     let host = input.host;
     let net = network(host)?;
-    if host.init == Some(true) {
-        return Err(Error::NotImplemented(
-            "--init is not supported yet: gorae-runc has no init mode to run as the \
-             container's pid 1 (docker-init)"
-                .into(),
-        ));
-    }
+    let init = match host.init {
+        Some(true) => Some(init_binary(input.runtime)?),
+        _ => None,
+    };
     let base = gorae_runtime::specgen::default_spec(false);
     let mut spec = gorae_runtime::specgen::to_json(&base)
         .map_err(|e| Error::Internal(format!("default spec: {e}")))?;
@@ -123,14 +127,24 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec> {
             spec["domainname"] = json!(input.config.domainname);
         }
     }
-    spec["mounts"] = Value::Array(mounts(input, &spec["mounts"])?);
+    let mut mounts = mounts(input, &spec["mounts"])?;
+    if let Some(init) = &init {
+        let src = init.to_string_lossy();
+        mounts.retain(|m| m["destination"] != INIT_PATH);
+        mounts.push(bind_json(&src, INIT_PATH, &["rbind", "rprivate", "ro"]));
+    }
+    spec["mounts"] = Value::Array(mounts);
     set_linux(&mut spec, input, net)?;
     serde_json::from_value(spec).map_err(|e| Error::Internal(format!("generated spec: {e}")))
 }
 
 fn set_process(spec: &mut Value, input: &SpecInput<'_>) -> Result<()> {
     let (config, host) = (input.config, input.host);
-    let mut args = vec![input.path.to_string()];
+    let mut args = Vec::new();
+    if host.init == Some(true) {
+        args.extend([INIT_PATH.to_string(), "--".to_string()]);
+    }
+    args.push(input.path.to_string());
     args.extend(input.args.iter().cloned());
     let p = &mut spec["process"];
     p["args"] = json!(args);
@@ -173,6 +187,32 @@ fn set_process(spec: &mut Value, input: &SpecInput<'_>) -> Result<()> {
         p["oomScoreAdj"] = json!(host.oom_score_adj);
     }
     Ok(())
+}
+
+/// The runtime binary's absolute path (gorae-runc is docker-init when started under that
+/// name): a configured path as it is, a bare name looked up in the daemon's PATH.
+pub fn init_binary(runtime: &Path) -> Result<PathBuf> {
+    let not_found = |why: String| {
+        Error::Internal(format!(
+            "--init: the runtime {} (docker-init) {why}",
+            runtime.display()
+        ))
+    };
+    let found = if runtime.components().count() > 1 || runtime.is_absolute() {
+        Some(runtime.to_path_buf())
+    } else {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(runtime))
+            .find(|p| p.is_file())
+    };
+    let found = found.ok_or_else(|| not_found("is not in PATH".into()))?;
+    let abs = std::fs::canonicalize(&found)
+        .map_err(|e| not_found(format!("is not there ({}: {e})", found.display())))?;
+    if !abs.is_file() {
+        return Err(not_found(format!("is not a file ({})", abs.display())));
+    }
+    Ok(abs)
 }
 
 /// PATH (if the config has none), HOSTNAME, TERM with a tty, then the config's variables,

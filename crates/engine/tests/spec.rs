@@ -33,10 +33,22 @@ fn rootfs() -> tempfile::TempDir {
     dir
 }
 
+/// Stands in for the engine's gorae-runc: any file will do to build a spec.
+const RUNTIME: &str = "/bin/sh";
+
 fn build_with(
     config: &ContainerConfig,
     host: &HostConfig,
     root: Option<&Path>,
+) -> Result<Value, Error> {
+    build_with_runtime(config, host, root, Path::new(RUNTIME))
+}
+
+fn build_with_runtime(
+    config: &ContainerConfig,
+    host: &HostConfig,
+    root: Option<&Path>,
+    runtime: &Path,
 ) -> Result<Value, Error> {
     let (path, args) = match config.cmd.as_deref() {
         Some([first, rest @ ..]) => (first.clone(), rest.to_vec()),
@@ -51,6 +63,7 @@ fn build_with(
         rootfs: root,
         container_dir: Path::new("/var/lib/gorae/containers/x"),
         cgroup_parent: "gorae",
+        runtime,
     })?;
     Ok(gorae_runtime::specgen::to_json(&spec).unwrap())
 }
@@ -351,12 +364,40 @@ fn namespaces_follow_the_modes() {
         build_with(&ContainerConfig::default(), &h, None),
         Err(Error::NotFound(_))
     ));
+}
+
+#[test]
+fn init_is_the_runtime_mounted_as_docker_init() {
+    let config = ContainerConfig {
+        cmd: Some(vec!["sleep".into(), "1".into()]),
+        ..Default::default()
+    };
+    let s = build(&config, &host());
+    assert_eq!(s["process"]["args"], json!(["sleep", "1"]));
+    assert!(mount(&s, "/sbin/docker-init").is_none());
     let mut h = host();
     h.init = Some(true);
-    assert!(matches!(
-        build_with(&ContainerConfig::default(), &h, None),
-        Err(Error::NotImplemented(_))
-    ));
+    let real = std::fs::canonicalize(RUNTIME).unwrap();
+    for runtime in [RUNTIME, "sh"] {
+        let s = build_with_runtime(&config, &h, None, Path::new(runtime)).unwrap();
+        assert_eq!(
+            s["process"]["args"],
+            json!(["/sbin/docker-init", "--", "sleep", "1"])
+        );
+        let m = mount(&s, "/sbin/docker-init").unwrap();
+        assert_eq!(m["source"], json!(real), "{runtime}");
+        assert_eq!(m["type"], "bind");
+        assert!(m["options"].as_array().unwrap().contains(&json!("ro")));
+    }
+    h.init = Some(false);
+    let s = build_with_runtime(&config, &h, None, Path::new("/nonexistent")).unwrap();
+    assert_eq!(s["process"]["args"], json!(["sleep", "1"]));
+    h.init = Some(true);
+    for missing in ["/nonexistent/gorae-runc", "gorae-no-such-runtime"] {
+        let err = build_with_runtime(&config, &h, None, Path::new(missing)).unwrap_err();
+        assert!(matches!(err, Error::Internal(_)), "{err}");
+        assert!(err.to_string().contains(missing), "{err}");
+    }
 }
 
 #[test]

@@ -56,6 +56,7 @@ impl Engine {
             rootfs: None,
             container_dir: &dir,
             cgroup_parent: &self.config().cgroup_parent,
+            runtime: &self.config().runtime,
         })?;
         let name = match name.filter(|n| !n.is_empty()) {
             Some(n) => names::validate(&n)?,

@@ -123,6 +123,7 @@ impl Engine {
             rootfs: Some(&rootfs),
             container_dir: &c.dir,
             cgroup_parent: &self.config().cgroup_parent,
+            runtime: &self.config().runtime,
         })?;
         let json = gorae_runtime::specgen::to_json(&spec)
             .and_then(|v| serde_json::to_vec_pretty(&v))
