@@ -73,53 +73,159 @@ async fn info(client: Client, args: FormatArgs) -> Result<()> {
         "Client:\n Version:    {}\n Context:    default\n Debug Mode: false\n",
         env!("CARGO_PKG_VERSION")
     );
+    print!("{}", server_info(&info));
+    for w in info["Warnings"].as_array().into_iter().flatten() {
+        eprintln!("{}", w.as_str().unwrap_or_default());
+    }
+    Ok(())
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect()
+}
+
+/// The "Server:" part of `info`, in docker's order and words.
+pub fn server_info(info: &Value) -> String {
     let mut out = String::from("Server:\n");
-    out.push_str(&format!(" Containers: {}\n", n(&info, "Containers")));
+    let mut line = |text: String| {
+        out.push_str(&text);
+        out.push('\n');
+    };
+    line(format!(" Containers: {}", n(info, "Containers")));
     for (label, key) in [
         ("Running", "ContainersRunning"),
         ("Paused", "ContainersPaused"),
         ("Stopped", "ContainersStopped"),
     ] {
-        out.push_str(&format!("  {label}: {}\n", n(&info, key)));
+        line(format!("  {label}: {}", n(info, key)));
     }
-    out.push_str(&format!(" Images: {}\n", n(&info, "Images")));
+    line(format!(" Images: {}", n(info, "Images")));
+    line(format!(" Server Version: {}", s(info, "ServerVersion")));
+    line(format!(" Storage Driver: {}", s(info, "Driver")));
+    for pair in info["DriverStatus"].as_array().into_iter().flatten() {
+        line(format!("  {}: {}", s_at(pair, 0), s_at(pair, 1)));
+    }
+    line(format!(" Logging Driver: {}", s(info, "LoggingDriver")));
+    line(format!(" Cgroup Driver: {}", s(info, "CgroupDriver")));
+    line(format!(" Cgroup Version: {}", s(info, "CgroupVersion")));
+    line(" Plugins:".into());
+    for kind in ["Volume", "Network", "Log"] {
+        line(format!(
+            "  {kind}: {}",
+            strings(&info["Plugins"][kind]).join(" ")
+        ));
+    }
+    let swarm = info["Swarm"]["LocalNodeState"]
+        .as_str()
+        .unwrap_or("inactive");
+    line(format!(" Swarm: {swarm}"));
+    let mut runtimes: Vec<&String> = info["Runtimes"]
+        .as_object()
+        .map_or(Vec::new(), |m| m.keys().collect());
+    runtimes.sort();
+    let runtimes: Vec<&str> = runtimes.into_iter().map(String::as_str).collect();
+    line(format!(" Runtimes: {}", runtimes.join(" ")));
+    line(format!(" Default Runtime: {}", s(info, "DefaultRuntime")));
+    line(format!(" Init Binary: {}", s(info, "InitBinary")));
     for (label, key) in [
-        ("Server Version", "ServerVersion"),
-        ("Storage Driver", "Driver"),
-        ("Logging Driver", "LoggingDriver"),
-        ("Cgroup Driver", "CgroupDriver"),
-        ("Cgroup Version", "CgroupVersion"),
-        ("Default Runtime", "DefaultRuntime"),
+        ("containerd", "ContainerdCommit"),
+        ("runc", "RuncCommit"),
+        ("init", "InitCommit"),
+    ] {
+        line(format!(" {label} version: {}", s(&info[key], "ID")));
+    }
+    let security = strings(&info["SecurityOptions"]);
+    if !security.is_empty() {
+        line(" Security Options:".into());
+        for option in security {
+            for (i, field) in option.split(',').enumerate() {
+                let (k, v) = field.split_once('=').unwrap_or(("name", field));
+                if i == 0 && k == "name" {
+                    line(format!("  {v}"));
+                } else {
+                    line(format!("   {}: {v}", super_title(k)));
+                }
+            }
+        }
+    }
+    for (label, key) in [
         ("Kernel Version", "KernelVersion"),
         ("Operating System", "OperatingSystem"),
         ("OSType", "OSType"),
         ("Architecture", "Architecture"),
     ] {
-        if !s(&info, key).is_empty() {
-            out.push_str(&format!(" {label}: {}\n", s(&info, key)));
-        }
+        line(format!(" {label}: {}", s(info, key)));
     }
-    out.push_str(&format!(" CPUs: {}\n", n(&info, "NCPU")));
-    out.push_str(&format!(
-        " Total Memory: {}\n",
-        bytes_size(n(&info, "MemTotal") as f64)
+    line(format!(" CPUs: {}", n(info, "NCPU")));
+    line(format!(
+        " Total Memory: {}",
+        bytes_size(n(info, "MemTotal") as f64)
     ));
-    for (label, key) in [
-        ("Name", "Name"),
-        ("ID", "ID"),
-        ("Docker Root Dir", "DockerRootDir"),
-    ] {
-        out.push_str(&format!(" {label}: {}\n", s(&info, key)));
-    }
-    out.push_str(&format!(
-        " Debug Mode: {}\n",
+    line(format!(" Name: {}", s(info, "Name")));
+    line(format!(" ID: {}", s(info, "ID")));
+    line(format!(" Docker Root Dir: {}", s(info, "DockerRootDir")));
+    line(format!(
+        " Debug Mode: {}",
         info["Debug"].as_bool().unwrap_or(false)
     ));
-    for w in info["Warnings"].as_array().into_iter().flatten() {
-        out.push_str(&format!("\n{}", w.as_str().unwrap_or_default()));
+    for (label, key) in [
+        ("HTTP Proxy", "HttpProxy"),
+        ("HTTPS Proxy", "HttpsProxy"),
+        ("No Proxy", "NoProxy"),
+    ] {
+        if !s(info, key).is_empty() {
+            line(format!(" {label}: {}", s(info, key)));
+        }
     }
-    print!("{out}");
-    Ok(())
+    let labels = strings(&info["Labels"]);
+    if !labels.is_empty() {
+        line(" Labels:".into());
+        labels.iter().for_each(|l| line(format!("  {l}")));
+    }
+    line(format!(
+        " Experimental: {}",
+        info["ExperimentalBuild"].as_bool().unwrap_or(false)
+    ));
+    let registry = &info["RegistryConfig"];
+    let mut insecure: Vec<String> = registry["IndexConfigs"]
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.values())
+        .filter(|c| c["Secure"].as_bool() == Some(false) && c["Official"].as_bool() != Some(true))
+        .map(|c| s(c, "Name").to_string())
+        .collect();
+    insecure.extend(strings(&registry["InsecureRegistryCIDRs"]));
+    if !insecure.is_empty() {
+        line(" Insecure Registries:".into());
+        insecure.iter().for_each(|r| line(format!("  {r}")));
+    }
+    let mirrors = strings(&registry["Mirrors"]);
+    if !mirrors.is_empty() {
+        line(" Registry Mirrors:".into());
+        mirrors.iter().for_each(|m| line(format!("  {m}")));
+    }
+    let live = info["LiveRestoreEnabled"].as_bool().unwrap_or(false);
+    line(format!(" Live Restore Enabled: {live}"));
+    line(String::new());
+    out
+}
+
+fn s_at(v: &Value, i: usize) -> &str {
+    v.get(i).and_then(Value::as_str).unwrap_or("")
+}
+
+/// `profile` → `Profile`, as docker titles security option keys.
+fn super_title(key: &str) -> String {
+    let mut chars = key.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 async fn version(client: Client, args: FormatArgs) -> Result<()> {
@@ -144,33 +250,50 @@ async fn version(client: Client, args: FormatArgs) -> Result<()> {
         return server.map(|_| ()).map_err(|e| with_code(1, e));
     }
     println!(
-        "Client:\n Version:           {}\n API version:       {API_VERSION}\n OS/Arch:           linux/{arch}",
+        "Client:\n Version:           {}\n API version:       {API_VERSION}\n OS/Arch:           linux/{arch}\n Context:           default",
         env!("CARGO_PKG_VERSION")
     );
     let server = server.map_err(|e| {
         println!();
         with_code(1, e)
     })?;
-    let os_arch = format!("{}/{}", s(&server, "Os"), s(&server, "Arch"));
-    println!("\nServer:\n Engine:");
-    println!("  Version:          {}", s(&server, "Version"));
-    println!(
-        "  API version:      {} (minimum version {})",
-        s(&server, "ApiVersion"),
-        s(&server, "MinAPIVersion")
-    );
-    if !s(&server, "GitCommit").is_empty() {
-        println!("  Git commit:       {}", s(&server, "GitCommit"));
-    }
-    if !s(&server, "BuildTime").is_empty() {
-        println!("  Built:            {}", s(&server, "BuildTime"));
-    }
-    println!("  OS/Arch:          {os_arch}");
-    println!(
-        "  Experimental:     {}",
-        server["Experimental"].as_bool().unwrap_or(false)
-    );
+    print!("\n{}", server_version(&server));
     Ok(())
+}
+
+/// The "Server:" part of `version`: the engine, then any other components.
+pub fn server_version(v: &Value) -> String {
+    let platform = v["Platform"]["Name"].as_str().unwrap_or("");
+    let mut out = format!("Server: {platform}").trim_end().to_string();
+    out.push_str("\n Engine:\n");
+    let field = |label: &str, value: &str| format!("  {:<18}{value}\n", format!("{label}:"));
+    out.push_str(&field("Version", s(v, "Version")));
+    let api = format!(
+        "{} (minimum version {})",
+        s(v, "ApiVersion"),
+        s(v, "MinAPIVersion")
+    );
+    out.push_str(&field("API version", &api));
+    out.push_str(&field("Go version", s(v, "GoVersion")));
+    out.push_str(&field("Git commit", s(v, "GitCommit")));
+    out.push_str(&field("Built", s(v, "BuildTime")));
+    out.push_str(&field(
+        "OS/Arch",
+        &format!("{}/{}", s(v, "Os"), s(v, "Arch")),
+    ));
+    let experimental = v["Experimental"].as_bool().unwrap_or(false).to_string();
+    out.push_str(&field("Experimental", &experimental));
+    for c in v["Components"].as_array().into_iter().flatten() {
+        if s(c, "Name") == "Engine" {
+            continue;
+        }
+        out.push_str(&format!(" {}:\n", s(c, "Name")));
+        out.push_str(&field("Version", s(c, "Version")));
+        if let Some(commit) = c["Details"]["GitCommit"].as_str() {
+            out.push_str(&field("GitCommit", commit));
+        }
+    }
+    out
 }
 
 /// docker's "reclaimable" cell: the size, and its share of the total when there is one.
@@ -278,6 +401,31 @@ async fn df(client: Client, args: FormatArgs) -> Result<()> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn version_and_info_like_docker() {
+        let v = json!({"Version": "0.1.0", "ApiVersion": "1.51", "MinAPIVersion": "1.24",
+            "Os": "linux", "Arch": "amd64", "Platform": {"Name": "gorae"},
+            "Components": [{"Name": "Engine", "Version": "0.1.0"}]});
+        assert_eq!(
+            server_version(&v),
+            "Server: gorae\n Engine:\n  Version:          0.1.0\n  API version:      1.51 (minimum version 1.24)\n  Go version:       \n  Git commit:       \n  Built:            \n  OS/Arch:          linux/amd64\n  Experimental:     false\n"
+        );
+        let info = json!({"Containers": 3, "ContainersRunning": 1, "DriverStatus": [["Backing Filesystem", "overlay"]],
+            "SecurityOptions": ["name=seccomp,profile=builtin"], "Runtimes": {"runc": {}, "crun": {}},
+            "RegistryConfig": {"InsecureRegistryCIDRs": ["127.0.0.0/8"]}, "MemTotal": 1073741824});
+        let text = server_info(&info);
+        for expected in [
+            " Containers: 3\n  Running: 1\n",
+            "  Backing Filesystem: overlay\n",
+            " Runtimes: crun runc\n",
+            " Security Options:\n  seccomp\n   Profile: builtin\n",
+            " Total Memory: 1GiB\n",
+            " Insecure Registries:\n  127.0.0.0/8\n Live Restore Enabled: false\n\n",
+        ] {
+            assert!(text.contains(expected), "{expected:?} in\n{text}");
+        }
+    }
 
     #[test]
     fn df_like_docker() {
