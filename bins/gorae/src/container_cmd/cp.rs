@@ -148,7 +148,7 @@ fn extract(reader: impl Read, dest: &Path, source_is_dir: bool) -> Result<()> {
             bail!("destination directory {:?} must exist", dest);
         }
         if source_is_dir && dest.exists() {
-            bail!("cannot copy a directory to a file: {}", dest.display());
+            bail!("cannot copy directory");
         }
         let parent = dest.parent().filter(|p| !p.as_os_str().is_empty());
         if parent.is_some_and(|p| !p.is_dir()) {
@@ -266,7 +266,10 @@ async fn to_container(
     let put = format!(
         "/containers/{}/archive{}",
         seg(container),
-        query(&[("path", put_dir)])
+        query(&[
+            ("noOverwriteDirNonDir", "true".to_string()),
+            ("path", put_dir)
+        ])
     );
     let sent = client
         .call(Method::PUT, &put, RequestBody::Channel(rx))
