@@ -139,6 +139,16 @@ pub fn server_info(info: &Value) -> String {
     ] {
         line(format!(" {label} version: {}", s(&info[key], "ID")));
     }
+    host_info(info, &mut out);
+    out
+}
+
+/// The second half of the "Server:" part: security, the host, registries.
+fn host_info(info: &Value, out: &mut String) {
+    let mut line = |text: String| {
+        out.push_str(&text);
+        out.push('\n');
+    };
     let security = strings(&info["SecurityOptions"]);
     if !security.is_empty() {
         line(" Security Options:".into());
@@ -212,7 +222,6 @@ pub fn server_info(info: &Value) -> String {
     let live = info["LiveRestoreEnabled"].as_bool().unwrap_or(false);
     line(format!(" Live Restore Enabled: {live}"));
     line(String::new());
-    out
 }
 
 fn s_at(v: &Value, i: usize) -> &str {
