@@ -186,12 +186,6 @@ async fn refuses_what_it_cannot_do_clearly() {
         );
     }
     let mut req = request(&["true"]);
-    req.host_config.init = Some(true);
-    assert!(matches!(
-        engine.create(None, req).await,
-        Err(Error::NotImplemented(_))
-    ));
-    let mut req = request(&["true"]);
     req.config.image = "no-such-image".into();
     let err = engine.create(None, req).await.expect_err("no image");
     assert_eq!(err.to_string(), "No such image: no-such-image:latest");
@@ -708,5 +702,84 @@ async fn auto_remove_happens_when_the_start_fails() {
     assert!(engine.start(&id).await.is_err());
     removed.await;
     assert!(engine.inspect(&id, false).await.is_err());
+    root.teardown(engine).await;
+}
+
+/// With `--init` the container's pid 1 is gorae-runc as docker-init, the command its child
+/// in its own process group.
+const INIT_CHECKS: &str = r#"
+echo "pid1=$(cat /proc/1/comm) $(tr '\0' ' ' < /proc/1/cmdline | cut -d' ' -f1,2)"
+[ "$(cut -d' ' -f5 /proc/$$/stat)" = "$$" ] && echo own-group
+mkfifo /tmp/go
+(cat /tmp/go > /dev/null & echo $! > /tmp/orphan)
+p=$(cat /tmp/orphan)
+echo "orphan-parent=$(cut -d' ' -f4 /proc/$p/stat)"
+echo go > /tmp/go
+i=0
+while [ -e /proc/$p ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+if [ -e /proc/$p ]; then echo "orphan-left=$(cut -d' ' -f3 /proc/$p/stat)"; else echo orphan-reaped; fi
+echo "zombies=$(ps -o stat | grep -c Z)"
+exit 7
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_reaps_orphans_forwards_signals_and_passes_the_exit_code() {
+    if !can_run() {
+        return;
+    }
+    let root = Root::new();
+    let engine = root.open().await;
+    let mut req = request(&["sh", "-c", INIT_CHECKS]);
+    req.host_config.init = Some(true);
+    let id = create(&engine, None, req).await;
+    let wait = engine
+        .wait(&id, WaitCondition::NextExit)
+        .await
+        .expect("wait");
+    engine.start(&id).await.expect("start");
+    assert_eq!(wait.await.status_code, 7);
+    let log = std::fs::read_to_string(inspect(&engine, &id).await.log_path).expect("log");
+    for line in [
+        "pid1=docker-init /sbin/docker-init --",
+        "own-group",
+        // The orphan was reparented to the init, and reaped once it exited.
+        "orphan-parent=1",
+        "orphan-reaped",
+        "zombies=0",
+    ] {
+        assert!(
+            log.contains(&format!(r#""log":"{line}\n""#)),
+            "{line}: {log}"
+        );
+    }
+    // The command is not pid 1, so only the init's forwarding gets signals to it.
+    let script = "trap 'echo got HUP' HUP; trap 'echo got TERM; exit 0' TERM; \
+                  echo ready; while true; do sleep 0.1; done";
+    let mut req = request(&["sh", "-c", script]);
+    req.host_config.init = Some(true);
+    let polite = create(&engine, None, req).await;
+    // And a command without a trap dies of the forwarded SIGTERM: 128 + 15.
+    let mut req = request(&["sleep", "1000"]);
+    req.host_config.init = Some(true);
+    let plain = create(&engine, None, req).await;
+    for id in [&polite, &plain] {
+        engine.start(id).await.expect("start");
+    }
+    let path = inspect(&engine, &polite).await.log_path;
+    let logged = |text: &'static str| {
+        let path = path.clone();
+        async move { std::fs::read_to_string(&path).is_ok_and(|l| l.contains(text)) }
+    };
+    eventually("the trap set", || logged("ready")).await;
+    engine
+        .kill(&polite, Some("HUP".into()))
+        .await
+        .expect("kill");
+    eventually("the HUP trap", || logged("got HUP")).await;
+    engine.stop(&polite, None, Some(60)).await.expect("stop");
+    assert_eq!(inspect(&engine, &polite).await.state.exit_code, 0);
+    assert!(logged("got TERM").await);
+    engine.stop(&plain, None, Some(60)).await.expect("stop");
+    assert_eq!(inspect(&engine, &plain).await.state.exit_code, 143);
     root.teardown(engine).await;
 }
