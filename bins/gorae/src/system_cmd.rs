@@ -201,7 +201,14 @@ fn host_info(info: &Value, out: &mut String) {
         " Experimental: {}",
         info["ExperimentalBuild"].as_bool().unwrap_or(false)
     ));
-    let registry = &info["RegistryConfig"];
+    registries(&info["RegistryConfig"], &mut line);
+    let live = info["LiveRestoreEnabled"].as_bool().unwrap_or(false);
+    line(format!(" Live Restore Enabled: {live}"));
+    line(String::new());
+}
+
+/// Insecure registries and mirrors, as `info` lists them.
+fn registries(registry: &Value, line: &mut impl FnMut(String)) {
     let mut insecure: Vec<String> = registry["IndexConfigs"]
         .as_object()
         .into_iter()
@@ -219,9 +226,6 @@ fn host_info(info: &Value, out: &mut String) {
         line(" Registry Mirrors:".into());
         mirrors.iter().for_each(|m| line(format!("  {m}")));
     }
-    let live = info["LiveRestoreEnabled"].as_bool().unwrap_or(false);
-    line(format!(" Live Restore Enabled: {live}"));
-    line(String::new());
 }
 
 fn s_at(v: &Value, i: usize) -> &str {

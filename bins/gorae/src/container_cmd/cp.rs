@@ -201,14 +201,14 @@ fn safe_relative(name: &Path) -> Option<PathBuf> {
     (!out.as_os_str().is_empty()).then_some(out)
 }
 
-/// Returns the size of the archive sent.
-async fn to_container(
+/// Where to PUT the archive and what to name its top entry: into an existing directory
+/// as is; otherwise under the destination's parent, named as the destination.
+async fn upload_target(
     client: &Client,
     src: &str,
     container: &str,
     dest: &str,
-    follow: bool,
-) -> Result<u64> {
+) -> Result<(String, Option<String>)> {
     // Whether the destination exists and is a directory decides the entry name.
     let stat_path = format!(
         "/containers/{}/archive{}",
@@ -231,7 +231,7 @@ async fn to_container(
         Err(e) if e.status() == Some(404) => false,
         Err(e) => return Err(e.into()),
     };
-    let (put_dir, entry_name) = if src == "-" || dest_is_dir {
+    Ok(if src == "-" || dest_is_dir {
         (dest.to_string(), None)
     } else {
         if dest.ends_with('/') {
@@ -247,7 +247,18 @@ async fn to_container(
             .file_name()
             .map(|n| n.to_string_lossy().into_owned());
         (parent, name)
-    };
+    })
+}
+
+/// Returns the size of the archive sent.
+async fn to_container(
+    client: &Client,
+    src: &str,
+    container: &str,
+    dest: &str,
+    follow: bool,
+) -> Result<u64> {
+    let (put_dir, entry_name) = upload_target(client, src, container, dest).await?;
     let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(16);
     let src_owned = src.to_string();
     let producer = tokio::task::spawn_blocking(move || {

@@ -179,6 +179,16 @@ pub async fn stats(client: Client, args: StatsArgs) -> Result<()> {
         print!("{}", format.render(&rows)?);
         return Ok(());
     }
+    stream_stats(&client, &names, &format, trunc).await
+}
+
+/// Live stats: one stream per container, the table redrawn every second until all end.
+async fn stream_stats(
+    client: &Client,
+    names: &[String],
+    format: &Format,
+    trunc: bool,
+) -> Result<()> {
     let latest: Arc<Mutex<BTreeMap<usize, Value>>> = Arc::default();
     let mut tasks = Vec::new();
     for (i, name) in names.iter().enumerate() {
