@@ -218,7 +218,13 @@ fn render_nodes(nodes: &[Node], dot: &Value, out: &mut String) -> Result<()> {
     for node in nodes {
         match node {
             Node::Text(t) => out.push_str(t),
-            Node::Action(p) => out.push_str(&go_print(&eval_pipeline(p, dot)?)),
+            Node::Action(p) => {
+                let value = eval_pipeline(p, dot)?;
+                match (&value, typed_nil(p, dot)) {
+                    (Value::Null, Some(nil)) => out.push_str(nil),
+                    _ => out.push_str(&go_print(&value)),
+                }
+            }
             Node::If(p, body, otherwise) => {
                 let branch = if truthy(&eval_pipeline(p, dot)?) {
                     body
@@ -244,6 +250,75 @@ fn render_nodes(nodes: &[Node], dot: &Value, out: &mut String) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// How Go prints a field that is present but null: the daemon's nil map, slice or pointer
+/// (`map[]`, `[]`, `<nil>`), where a missing key prints `<no value>`.
+fn typed_nil(pipeline: &Pipeline, dot: &Value) -> Option<&'static str> {
+    let [command] = pipeline.as_slice() else {
+        return None;
+    };
+    let [Arg::Field(path)] = command.as_slice() else {
+        return None;
+    };
+    let (last, parent) = path.split_last()?;
+    let parent = field(dot, parent);
+    if !parent.get(last).is_some_and(Value::is_null) {
+        return None;
+    }
+    const MAPS: &[&str] = &[
+        "Labels",
+        "ExposedPorts",
+        "Volumes",
+        "PortBindings",
+        "Tmpfs",
+        "Sysctls",
+        "StorageOpt",
+        "Options",
+        "Ports",
+        "Networks",
+        "Attributes",
+        "Data",
+    ];
+    const SLICES: &[&str] = &[
+        "Env",
+        "Cmd",
+        "Entrypoint",
+        "Binds",
+        "CapAdd",
+        "CapDrop",
+        "Dns",
+        "DnsOptions",
+        "DnsSearch",
+        "ExtraHosts",
+        "GroupAdd",
+        "Links",
+        "Mounts",
+        "SecurityOpt",
+        "Ulimits",
+        "Devices",
+        "OnBuild",
+        "ExecIDs",
+        "Shell",
+        "MaskedPaths",
+        "ReadonlyPaths",
+        "VolumesFrom",
+        "ConsoleSize",
+        "DeviceRequests",
+        "DeviceCgroupRules",
+        "BlkioWeightDevice",
+        "RepoTags",
+        "RepoDigests",
+        "Aliases",
+        "Layers",
+    ];
+    Some(if MAPS.contains(&last.as_str()) {
+        "map[]"
+    } else if SLICES.contains(&last.as_str()) {
+        "[]"
+    } else {
+        "<nil>"
+    })
 }
 
 fn truthy(v: &Value) -> bool {
@@ -659,6 +734,15 @@ mod tests {
         assert_eq!(render("{{.Names}}", &v), "[a b]");
         assert_eq!(render("{{.Labels}}", &v), "map[k:v]");
         assert_eq!(render("{{.Missing}}", &v), "<no value>");
+        let nils = json!({"Config": {"Labels": null, "Env": null, "Healthcheck": null}});
+        assert_eq!(
+            render(
+                "{{.Config.Labels}} {{.Config.Env}} {{.Config.Healthcheck}}",
+                &nils
+            ),
+            "map[] [] <nil>"
+        );
+        assert_eq!(render("{{if .Config.Labels}}y{{else}}n{{end}}", &nils), "n");
         assert_eq!(render("{{.State.Status | upper}}", &v), "RUNNING");
         assert_eq!(render(r#"{{.Label "k"}}"#, &v), "v");
         assert_eq!(render("{{len .Names}}", &v), "2");
