@@ -920,6 +920,28 @@ fn bad_input_gets_docker_errors_and_the_daemon_keeps_serving() {
     let (status, reply) = d.api("GET", "/v1.12/version", None);
     assert_eq!(status, 400, "API 1.12 is below the minimum: {reply}");
 
+    // a start that fails: docker's 127 for a missing command, and --rm still removes
+    let before = d.ok(&["ps", "-aq"]);
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        BUSYBOX,
+        "/no/such/command",
+    ]);
+    assert_eq!(out.status.code(), Some(127), "{}", show(&out));
+    assert!(
+        text(&out.stderr).contains("/no/such/command"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(
+        d.ok(&["ps", "-aq"]),
+        before,
+        "run --rm left the failed container"
+    );
+
     // still serving
     let (status, body) = d.api("GET", "/_ping", None);
     assert_eq!((status, body.as_str()), (200, "OK"));
@@ -931,5 +953,493 @@ fn bad_input_gets_docker_errors_and_the_daemon_keeps_serving() {
         "1.51"
     );
     assert_eq!(d.ok(&["ps", "-aq", "--no-trunc"]).trim(), id);
+    d.shutdown_clean();
+}
+
+// ------------------------------------------------------ create options --
+
+/// A file of the container's cgroup in the v1 `controller` hierarchy, else cgroup2's `v2`.
+fn cgroup_value(d: &Daemon, id: &str, controller: &str, v1: &str, v2: &str) -> String {
+    let parent = d.cgroup_parent();
+    let v1_path = format!("/sys/fs/cgroup/{controller}/{parent}/{id}/{v1}");
+    let v2_dirs = [
+        format!("/sys/fs/cgroup/unified/{parent}/{id}/{v2}"),
+        format!("/sys/fs/cgroup/{parent}/{id}/{v2}"),
+    ];
+    std::iter::once(v1_path)
+        .chain(v2_dirs)
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_else(|| panic!("no {controller} cgroup file {v1} / {v2} for {id}"))
+        .trim()
+        .to_string()
+}
+
+/// The capability set named `field` (CapBnd, CapEff...) of the first process of `status`.
+fn caps(status: &str, field: &str) -> u64 {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .unwrap_or_else(|| panic!("no {field} in {status}"))
+}
+
+/// Docker's default capability set (moby's defaultCapabilities), as a CapBnd mask.
+const DOCKER_DEFAULT_CAPS: u64 = 0xa80425fb;
+const CAP_NET_RAW: u64 = 1 << 13;
+const CAP_SYS_ADMIN: u64 = 1 << 21;
+
+#[test]
+fn create_options_reach_the_container() {
+    let Some(d) = Daemon::start() else { return };
+    let shared = d.aux.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::write(shared.join("from-host"), "h\n").unwrap();
+    Command::new("chmod")
+        .arg("0777")
+        .arg(&shared)
+        .status()
+        .expect("chmod");
+    let bind = format!("{}:/data", shared.display());
+    let id = d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "opts",
+        "--network",
+        "none",
+        "-e",
+        "K=V",
+        "-v",
+        &bind,
+        "-w",
+        "/data",
+        "-u",
+        "65534:65534",
+        "--hostname",
+        "box",
+        "--label",
+        "app=web",
+        "--label",
+        "tier=1",
+        "--memory",
+        "256m",
+        "--cpus",
+        "0.5",
+        "--cpu-shares",
+        "512",
+        "--pids-limit",
+        "50",
+        "--ulimit",
+        "nofile=1024:2048",
+        "--cap-drop",
+        "NET_RAW",
+        "--read-only",
+        "--tmpfs",
+        "/scratch",
+        BUSYBOX,
+        "sleep",
+        "1000",
+    ]);
+    let id = id.trim().to_string();
+
+    let out = d.ok(&[
+        "exec",
+        "opts",
+        "sh",
+        "-c",
+        "echo $K; cat /data/from-host; id -u; id -g; pwd; hostname",
+    ]);
+    assert_eq!(out, "V\nh\n65534\n65534\n/data\nbox\n");
+    d.ok(&["exec", "opts", "sh", "-c", "echo c > /data/from-ctr"]);
+    assert_eq!(
+        std::fs::read_to_string(shared.join("from-ctr")).unwrap_or_default(),
+        "c\n"
+    );
+    let out = d.docker(&["exec", "-u", "0", "opts", "touch", "/new-file"]);
+    assert!(!out.status.success(), "--read-only: {}", show(&out));
+    assert!(
+        text(&out.stderr).contains("Read-only file system"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(
+        d.ok(&[
+            "exec",
+            "opts",
+            "sh",
+            "-c",
+            "echo t > /scratch/t && cat /scratch/t"
+        ]),
+        "t\n"
+    );
+    let mounts = d.ok(&["exec", "opts", "cat", "/proc/mounts"]);
+    assert!(
+        mounts.lines().any(|l| l.contains(" /scratch tmpfs ")),
+        "{mounts}"
+    );
+    assert_eq!(
+        d.ok(&["exec", "opts", "sh", "-c", "ulimit -n; ulimit -Hn"]),
+        "1024\n2048\n"
+    );
+    let status = d.ok(&["exec", "opts", "cat", "/proc/self/status"]);
+    assert_eq!(
+        caps(&status, "CapBnd"),
+        DOCKER_DEFAULT_CAPS & !CAP_NET_RAW,
+        "Docker's default set minus NET_RAW:\n{status}"
+    );
+    let interfaces = d.ok(&["exec", "opts", "cat", "/proc/net/dev"]);
+    let names: Vec<&str> = interfaces
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next().map(str::trim))
+        .collect();
+    assert_eq!(names, ["lo"], "--network none: {interfaces}");
+
+    // what the daemon recorded and set in the cgroups
+    assert_eq!(
+        d.inspect(
+            "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.CpuShares}} {{.HostConfig.PidsLimit}}",
+            "opts"
+        ),
+        "268435456 500000000 512 50"
+    );
+    assert_eq!(
+        d.inspect("{{json .Config.Labels}}", "opts"),
+        r#"{"app":"web","tier":"1"}"#
+    );
+    assert_eq!(
+        cgroup_value(&d, &id, "memory", "memory.limit_in_bytes", "memory.max"),
+        "268435456"
+    );
+    let quota = cgroup_value(&d, &id, "cpu", "cpu.cfs_quota_us", "cpu.max");
+    assert!(quota == "50000" || quota == "50000 100000", "{quota}");
+    assert_eq!(cgroup_value(&d, &id, "pids", "pids.max", "pids.max"), "50");
+    let stats = d.ok(&["stats", "--no-stream", "--format", "{{.MemUsage}}", "opts"]);
+    assert!(stats.trim().ends_with("/ 256MiB"), "{stats}");
+    assert_eq!(
+        d.ok(&["ps", "--filter", "label=app=web", "--format", "{{.Names}}"]),
+        "opts\n"
+    );
+    assert_eq!(
+        d.ok(&["ps", "--filter", "label=app=db", "--format", "{{.Names}}"]),
+        ""
+    );
+
+    // the default capabilities; --network host sees the host's interfaces
+    let status = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        BUSYBOX,
+        "cat",
+        "/proc/self/status",
+    ]);
+    assert_eq!(caps(&status, "CapEff"), DOCKER_DEFAULT_CAPS, "{status}");
+    let inside = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        BUSYBOX,
+        "cat",
+        "/proc/net/dev",
+    ]);
+    let host = std::fs::read_to_string("/proc/net/dev").unwrap();
+    let set = |t: &str| -> std::collections::BTreeSet<String> {
+        t.lines()
+            .skip(2)
+            .filter_map(|l| l.split(':').next().map(|n| n.trim().to_string()))
+            .collect()
+    };
+    assert_eq!(set(&inside), set(&host), "--network host");
+
+    // --privileged gets every capability the host has
+    let status = d.ok(&[
+        "run",
+        "--rm",
+        "--privileged",
+        "--network",
+        "none",
+        BUSYBOX,
+        "cat",
+        "/proc/self/status",
+    ]);
+    assert!(caps(&status, "CapEff") & CAP_SYS_ADMIN != 0, "{status}");
+
+    // --init puts an init in front of the command
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--init",
+        "--network",
+        "none",
+        BUSYBOX,
+        "sh",
+        "-c",
+        "echo $$",
+    ]);
+    assert_ne!(out.trim(), "1", "with --init the command is not pid 1");
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        BUSYBOX,
+        "sh",
+        "-c",
+        "echo $$",
+    ]);
+    assert_eq!(out.trim(), "1", "without --init the command is pid 1");
+    d.shutdown_clean();
+}
+
+// ------------------------------------------- restart policy, health, logs --
+
+#[test]
+fn restart_policies_health_checks_and_log_rotation() {
+    let Some(d) = Daemon::start() else { return };
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--network",
+        "none",
+        "--restart",
+        "on-failure:2",
+        BUSYBOX,
+        "sh",
+        "-c",
+        "echo run; exit 1",
+    ]);
+    wait_for("flaky to give up after 2 restarts", 60, || {
+        let s = d.inspect("{{.State.Status}} {{.RestartCount}}", "flaky");
+        (s == "exited 2").then_some(())
+    });
+    assert_eq!(d.inspect("{{.State.ExitCode}}", "flaky"), "1");
+    assert_eq!(d.ok(&["logs", "flaky"]), "run\nrun\nrun\n");
+
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "always",
+        "--network",
+        "none",
+        "--restart",
+        "always",
+        BUSYBOX,
+        "sh",
+        "-c",
+        "sleep 0.2",
+    ]);
+    wait_for("always to be restarted twice", 60, || {
+        let n: u32 = d.inspect("{{.RestartCount}}", "always").parse().ok()?;
+        (n >= 2).then_some(())
+    });
+    d.ok(&["stop", "-t", "1", "always"]);
+    let stopped = d.inspect("{{.State.Status}} {{.RestartCount}}", "always");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        d.inspect("{{.State.Status}} {{.RestartCount}}", "always"),
+        stopped,
+        "a stopped container is not restarted"
+    );
+    assert!(stopped.starts_with("exited "), "{stopped}");
+
+    // health
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "hc",
+        "--network",
+        "none",
+        "--health-cmd",
+        "test -f /tmp/ok",
+        "--health-interval",
+        "1s",
+        "--health-retries",
+        "1",
+        BUSYBOX,
+        "sh",
+        "-c",
+        "touch /tmp/ok; sleep 1000",
+    ]);
+    wait_for("hc healthy", 60, || {
+        (d.inspect("{{.State.Health.Status}}", "hc") == "healthy").then_some(())
+    });
+    let ps = d.ok(&["ps", "--filter", "name=hc", "--format", "{{.Status}}"]);
+    assert!(ps.contains("(healthy)"), "{ps}");
+    d.ok(&["exec", "hc", "rm", "/tmp/ok"]);
+    wait_for("hc unhealthy", 60, || {
+        (d.inspect("{{.State.Health.Status}}", "hc") == "unhealthy").then_some(())
+    });
+    let ps = d.ok(&["ps", "--filter", "name=hc", "--format", "{{.Status}}"]);
+    assert!(ps.contains("(unhealthy)"), "{ps}");
+
+    // json-file rotation: max-size 1k, 3 files kept; stdout and stderr kept apart
+    let id = d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "chatty",
+        "--network",
+        "none",
+        "--log-opt",
+        "max-size=1k",
+        "--log-opt",
+        "max-file=3",
+        BUSYBOX,
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 500 ]; do echo line $i; i=$((i+1)); done; echo done >&2; sleep 1000",
+    ]);
+    let id = id.trim().to_string();
+    wait_for("the last line in the log", 60, || {
+        let out = d.docker(&["logs", "chatty"]);
+        text(&out.stderr).contains("done").then_some(())
+    });
+    let out = d.docker(&["logs", "chatty"]);
+    assert_eq!(text(&out.stderr), "done\n");
+    let kept: Vec<u64> = text(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("line ")?.parse().ok())
+        .collect();
+    assert_eq!(kept.last(), Some(&499), "{kept:?}");
+    assert!(kept[0] > 0, "older lines rotated away: {kept:?}");
+    for w in kept.windows(2) {
+        assert_eq!(
+            w[1],
+            w[0] + 1,
+            "a line lost inside the kept files: {kept:?}"
+        );
+    }
+    let dir = d.root.join("containers").join(&id);
+    let log = |suffix: &str| dir.join(format!("{id}-json.log{suffix}"));
+    for suffix in ["", ".1", ".2"] {
+        let size = std::fs::metadata(log(suffix))
+            .unwrap_or_else(|e| panic!("{}: {e}", log(suffix).display()))
+            .len();
+        assert!(size <= 1024, "{} is {size} bytes", log(suffix).display());
+    }
+    assert!(!log(".3").exists(), "max-file=3 keeps 3 files");
+    d.shutdown_clean();
+}
+
+// ----------------------------------------- ps filters, rename, update, prune --
+
+#[test]
+fn ps_filters_rename_update_prune_history_and_push() {
+    let Some(d) = Daemon::start() else { return };
+    let done = d.ok(&[
+        "run",
+        "--name",
+        "done",
+        "--network",
+        "none",
+        BUSYBOX,
+        "sh",
+        "-c",
+        "echo out; echo err >&2",
+    ]);
+    assert_eq!(done, "out\n");
+    let out = d.docker(&["logs", "done"]);
+    assert_eq!(
+        (text(&out.stdout).as_str(), text(&out.stderr).as_str()),
+        ("out\n", "err\n")
+    );
+    let done_id = d.inspect("{{.Id}}", "done");
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "b1",
+        "--network",
+        "none",
+        BUSYBOX,
+        "sleep",
+        "1000",
+    ]);
+    let names = |filters: &[&str]| {
+        let mut args = vec!["ps", "--format", "{{.Names}}"];
+        args.extend_from_slice(filters);
+        d.ok(&args)
+    };
+    assert_eq!(names(&["-a", "--filter", "status=exited"]), "done\n");
+    assert_eq!(names(&["--filter", "status=running"]), "b1\n");
+    assert_eq!(names(&["-a", "--filter", "name=b1"]), "b1\n");
+    assert_eq!(names(&["-n", "1"]), "b1\n", "-n 1: the last created");
+    assert_eq!(names(&["-a"]), "b1\ndone\n", "newest first");
+    let sizes = d.ok(&["ps", "-a", "-s", "--format", "{{.Size}}"]);
+    assert!(
+        sizes.lines().count() == 2 && sizes.lines().all(|l| l.contains('B')),
+        "{sizes}"
+    );
+
+    d.ok(&["rename", "b1", "b2"]);
+    assert_eq!(d.inspect("{{.Name}}", "b2"), "/b2");
+    let gone = d.fails(&["container", "inspect", "b1"]);
+    assert!(gone.contains("No such container: b1"), "{gone}");
+
+    let b2 = d.inspect("{{.Id}}", "b2");
+    assert_eq!(
+        d.ok(&["update", "--memory", "128m", "--memory-swap", "256m", "b2"]),
+        "b2\n"
+    );
+    assert_eq!(d.inspect("{{.HostConfig.Memory}}", "b2"), "134217728");
+    assert_eq!(
+        cgroup_value(&d, &b2, "memory", "memory.limit_in_bytes", "memory.max"),
+        "134217728"
+    );
+
+    let pruned = d.ok(&["container", "prune", "-f"]);
+    assert!(
+        pruned.contains("Deleted Containers:") && pruned.contains(&done_id),
+        "{pruned}"
+    );
+    assert!(pruned.contains("Total reclaimed space:"), "{pruned}");
+    assert_eq!(names(&["-a"]), "b2\n");
+
+    let history = d.ok(&["history", BUSYBOX]);
+    let header = history.lines().next().unwrap_or_default();
+    for col in ["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"] {
+        assert!(
+            header.contains(col),
+            "history header lacks {col}:\n{history}"
+        );
+    }
+    assert!(history.lines().count() >= 2, "{history}");
+    let pruned = d.ok(&["image", "prune", "-f"]);
+    assert!(pruned.contains("Total reclaimed space:"), "{pruned}");
+    assert!(d.ok(&["images", "-q"]).contains(short(&d.busybox_id)));
+
+    // push to a local registry, as docker's CLI does
+    let (reg, _) = support::engine::registry_with_busybox();
+    let target = format!("{}/test/pushed:1", reg.host());
+    d.ok(&["tag", BUSYBOX, &target]);
+    let pushed = d.ok(&["push", &target]);
+    let digest = pushed
+        .split("digest: ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no digest in push output:\n{pushed}"))
+        .to_string();
+    let served = reg.request(
+        "HEAD",
+        "/v2/test/pushed/manifests/1",
+        &[(
+            "Accept",
+            "application/vnd.oci.image.manifest.v1+json, \
+             application/vnd.docker.distribution.manifest.v2+json",
+        )],
+        b"",
+    );
+    assert_eq!(served.status, 200);
+    assert_eq!(
+        served.header("Docker-Content-Digest"),
+        Some(digest.as_str())
+    );
     d.shutdown_clean();
 }
