@@ -152,12 +152,27 @@ pub struct TlsArgs {
 /// Runs a command's future on a small runtime. Blocking stdin readers may still be parked
 /// when the command ends: the runtime is shut down without waiting for them.
 pub fn block_on<F: std::future::Future<Output = Result<()>>>(f: F) -> Result<()> {
+    sigpipe::default();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let result = rt.block_on(f);
     rt.shutdown_background();
     result
+}
+
+/// A client command whose reader went away (`gorae ps | head`) ends quietly, as C programs
+/// and the docker CLI do, instead of failing (or panicking in `println!`) on EPIPE. Only the
+/// client commands do this: the daemon must survive closed pipes.
+mod sigpipe {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+
+    pub fn default() {
+        // SAFETY: SIG_DFL installs no handler code, so nothing runs in signal context; the
+        // call only changes this process's disposition of SIGPIPE, before any threads of the
+        // command's runtime exist.
+        let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+    }
 }
 
 /// The top-level container commands (`gorae run`, `gorae ps`, ...).

@@ -351,10 +351,19 @@ fn eval_arg(arg: &Arg, dot: &Value) -> Result<Value> {
     })
 }
 
+/// Go templates name struct fields; the daemon's JSON names some of them differently only
+/// by case (an event's `ID` is `id`, `TimeNano` is `timeNano`), so an exact key wins and a
+/// case-insensitive one is the fallback.
 fn field(dot: &Value, path: &[String]) -> Value {
     let mut v = dot;
     for key in path {
-        match v.get(key) {
+        let next = v.get(key).or_else(|| {
+            v.as_object()?
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                .map(|(_, value)| value)
+        });
+        match next {
             Some(next) => v = next,
             None => return Value::Null,
         }
@@ -734,6 +743,11 @@ mod tests {
         assert_eq!(render("{{.Names}}", &v), "[a b]");
         assert_eq!(render("{{.Labels}}", &v), "map[k:v]");
         assert_eq!(render("{{.Missing}}", &v), "<no value>");
+        let event = json!({"id": "abc", "timeNano": 5, "Type": "container"});
+        assert_eq!(
+            render("{{.ID}} {{.TimeNano}} {{.Type}}", &event),
+            "abc 5 container"
+        );
         let nils = json!({"Config": {"Labels": null, "Env": null, "Healthcheck": null}});
         assert_eq!(
             render(
