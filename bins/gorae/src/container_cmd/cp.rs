@@ -258,6 +258,7 @@ async fn to_container(
     dest: &str,
     follow: bool,
 ) -> Result<u64> {
+    super::sigpipe::ignore();
     let (put_dir, entry_name) = upload_target(client, src, container, dest).await?;
     let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(16);
     let src_owned = src.to_string();

@@ -343,6 +343,7 @@ pub fn load(g: &Global, a: archive_cmd::LoadArgs) -> Result<()> {
         bail!("requested load from stdin, but stdin is a terminal: use -i FILE or redirect");
     }
     block_on(async move {
+        super::sigpipe::ignore();
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(16);
         let input = a.input.clone();
         let reader = tokio::task::spawn_blocking(move || read_into(input.as_deref(), &tx));

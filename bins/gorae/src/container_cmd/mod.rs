@@ -162,16 +162,25 @@ pub fn block_on<F: std::future::Future<Output = Result<()>>>(f: F) -> Result<()>
 }
 
 /// A client command whose reader went away (`gorae ps | head`) ends quietly, as C programs
-/// and the docker CLI do, instead of failing (or panicking in `println!`) on EPIPE. Only the
-/// client commands do this: the daemon must survive closed pipes.
-mod sigpipe {
+/// and the docker CLI do, instead of failing (or panicking in `println!`) on EPIPE. Commands
+/// that stream into a socket (attach, exec, cp uploads, load) go back to ignoring SIGPIPE
+/// first: a unix socket write to a daemon that closed must be an error they handle, not a
+/// kill. The daemon never runs this.
+pub mod sigpipe {
     use nix::sys::signal::{signal, SigHandler, Signal};
 
     pub fn default() {
-        // SAFETY: SIG_DFL installs no handler code, so nothing runs in signal context; the
-        // call only changes this process's disposition of SIGPIPE, before any threads of the
-        // command's runtime exist.
-        let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+        set(SigHandler::SigDfl);
+    }
+
+    pub fn ignore() {
+        set(SigHandler::SigIgn);
+    }
+
+    fn set(handler: SigHandler) {
+        // SAFETY: SIG_DFL and SIG_IGN install no handler code, so nothing runs in signal
+        // context; the call only changes this process's disposition of SIGPIPE.
+        let _ = unsafe { signal(Signal::SIGPIPE, handler) };
     }
 }
 

@@ -346,6 +346,7 @@ pub async fn stream_session(
     tty: bool,
     resize: Resize,
 ) -> Result<()> {
+    super::sigpipe::ignore();
     let _raw = if tty && stdin {
         tty::RawMode::enter()
     } else {
