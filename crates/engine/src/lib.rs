@@ -25,6 +25,7 @@ pub mod images;
 mod io_ops;
 pub mod logging;
 pub mod logs;
+pub mod network;
 pub mod restart;
 pub mod spec;
 pub mod stats;
