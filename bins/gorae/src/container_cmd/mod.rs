@@ -9,6 +9,7 @@
 
 mod cp;
 pub mod create;
+mod escape;
 mod image_cmds;
 pub mod images;
 mod logs;

@@ -15,6 +15,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::create::CreateFlags;
+use super::escape::EscapeProxy;
 use super::{exit, images, parse, seg, tty, with_code, Exit};
 
 #[derive(Args)]
@@ -177,17 +178,22 @@ async fn run_container(client: Client, args: RunArgs) -> Result<()> {
         .map_err(|e| with_code(125, e))?;
     start_container(&client, &id).await.map_err(start_failure)?;
     let proxy = (!f.tty && args.sig_proxy).then(|| proxy_signals(client.clone(), id.clone()));
-    stream_session(
+    let keys = args.detach_keys.as_deref();
+    let ended = stream_session(
         &client,
         &id,
         session,
         f.interactive,
         f.tty,
         Resize::Container,
+        keys,
     )
     .await?;
     if let Some(p) = proxy {
         p.abort();
+    }
+    if ended == Ended::Detached {
+        return Ok(());
     }
     let status: WaitResponse = wait
         .json()
@@ -338,6 +344,13 @@ async fn send_resize(client: &Client, id: &str, target: &Resize) {
 /// Pumps a hijacked session until the container's output ends: stdin to it (if `stdin`;
 /// EOF half-closes), its output to stdout/stderr. With `tty` the terminal is raw and its
 /// size follows SIGWINCH.
+/// How a session ended: the container's output closed, or the user typed the detach keys.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    Output,
+    Detached,
+}
+
 pub async fn stream_session(
     client: &Client,
     id: &str,
@@ -345,7 +358,8 @@ pub async fn stream_session(
     stdin: bool,
     tty: bool,
     resize: Resize,
-) -> Result<()> {
+    detach_keys: Option<&str>,
+) -> Result<Ended> {
     super::sigpipe::ignore();
     let _raw = if tty && stdin {
         tty::RawMode::enter()
@@ -369,24 +383,20 @@ pub async fn stream_session(
     // daemons and podman send none).
     let multiplexed = !tty;
     let (mut reader, mut writer) = tokio::io::split(session.stream);
+    let (detached_tx, detached_rx) = tokio::sync::oneshot::channel::<()>();
+    // docker watches for the detach keys in tty sessions only.
+    let escape = tty.then(|| EscapeProxy::new(detach_keys));
     let input = stdin.then(|| {
         tokio::spawn(async move {
-            let mut stdin = tokio::io::stdin();
-            let mut buf = vec![0u8; 32 * 1024];
-            loop {
-                match stdin.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        if writer.write_all(&buf[..n]).await.is_err() {
-                            return;
-                        }
-                    }
-                }
+            if forward_stdin(&mut writer, escape).await {
+                let _ = detached_tx.send(());
             }
-            let _ = writer.shutdown().await;
         })
     });
-    let result = copy_output(&mut reader, multiplexed).await;
+    let result = tokio::select! {
+        r = copy_output(&mut reader, multiplexed) => r.map(|()| Ended::Output),
+        Ok(()) = detached_rx => Ok(Ended::Detached),
+    };
     if let Some(r) = resizer {
         r.abort();
     }
@@ -394,6 +404,33 @@ pub async fn stream_session(
         i.abort();
     }
     result
+}
+
+/// Copies stdin to the session until EOF (then half-closes) or the detach keys (true).
+async fn forward_stdin<W: tokio::io::AsyncWrite + Unpin>(
+    writer: &mut W,
+    mut escape: Option<EscapeProxy>,
+) -> bool {
+    let mut stdin = tokio::io::stdin();
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let n = match stdin.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let (bytes, detached) = match escape.as_mut() {
+            Some(e) => e.feed(&buf[..n]),
+            None => (buf[..n].to_vec(), false),
+        };
+        if writer.write_all(&bytes).await.is_err() {
+            return false;
+        }
+        if detached {
+            return true;
+        }
+    }
+    let _ = writer.shutdown().await;
+    false
 }
 
 async fn copy_output<R: tokio::io::AsyncRead + Unpin>(
@@ -502,7 +539,19 @@ async fn start_attached(
     start_container(client, &id)
         .await
         .map_err(|e| with_code(1, e))?;
-    stream_session(client, &id, session, stdin, tty, Resize::Container).await?;
+    let ended = stream_session(
+        client,
+        &id,
+        session,
+        stdin,
+        tty,
+        Resize::Container,
+        detach_keys,
+    )
+    .await?;
+    if ended == Ended::Detached {
+        return Ok(());
+    }
     let status: WaitResponse = wait.json().await?.unwrap_or_default();
     exit_status(status.status_code)
 }
@@ -530,9 +579,13 @@ pub async fn attach(client: Client, args: AttachArgs) -> Result<()> {
         .await
         .map_err(|e| with_code(1, e))?;
     let proxy = (!tty && args.sig_proxy).then(|| proxy_signals(client.clone(), id.clone()));
-    stream_session(&client, &id, session, stdin, tty, Resize::Container).await?;
+    let keys = args.detach_keys.as_deref();
+    let ended = stream_session(&client, &id, session, stdin, tty, Resize::Container, keys).await?;
     if let Some(p) = proxy {
         p.abort();
+    }
+    if ended == Ended::Detached {
+        return Ok(());
     }
     let status: WaitResponse = client
         .post_json(&format!("/containers/{id}/wait"), RequestBody::Empty)
@@ -588,15 +641,20 @@ pub async fn exec(client: Client, args: ExecArgs) -> Result<()> {
         .await
         .map_err(|e| with_code(125, e))?;
     let resize = Resize::Exec(exec_id.clone());
-    stream_session(
+    let keys = args.detach_keys.as_deref();
+    let ended = stream_session(
         &client,
         &args.container,
         session,
         args.interactive,
         args.tty,
         resize,
+        keys,
     )
     .await?;
+    if ended == Ended::Detached {
+        return Ok(());
+    }
     let inspect: Value = client
         .get_json(&format!("/exec/{exec_id}/json"))
         .await
