@@ -1,0 +1,386 @@
+//! Root tests of the networking primitives against the real kernel: namespace files, netlink,
+//! bridges and endpoints, the nftables table and its published ports.
+//!
+//! Each test builds a private "host" namespace (a namespace file of its own) and does all its
+//! bridge, veth and nft work from a thread inside it, so the machine's interfaces and rules are
+//! never touched and tests run in parallel. Traffic stays between these namespaces.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use gorae_engine::network::bridge::{self, Endpoint};
+use gorae_engine::network::ipam::{Pool, Subnet};
+use gorae_engine::network::netlink::Netlink;
+use gorae_engine::network::netns;
+use gorae_engine::network::nft::{self, Network, PortMapping, Proto, Ruleset};
+
+/// A unique short suffix per test in this process: `<pid hex><n>`.
+fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}{:x}{n}", std::process::id())
+}
+
+/// A directory of namespace files, the first being the private "host"; everything is removed
+/// on drop, failures included.
+struct Lab {
+    _dir: tempfile::TempDir,
+    ns_dir: PathBuf,
+    files: Vec<PathBuf>,
+}
+
+impl Lab {
+    fn new() -> Lab {
+        let dir = tempfile::tempdir().unwrap();
+        let ns_dir = dir.path().join("netns");
+        netns::prepare_dir(&ns_dir).unwrap();
+        let mut lab = Lab {
+            _dir: dir,
+            ns_dir,
+            files: Vec::new(),
+        };
+        let host = lab.netns("host");
+        netns::run_in(&host, || Netlink::open()?.set_up("lo"))
+            .unwrap()
+            .unwrap();
+        lab
+    }
+
+    fn host(&self) -> &Path {
+        &self.files[0]
+    }
+
+    fn netns(&mut self, name: &str) -> PathBuf {
+        let path = self.ns_dir.join(name);
+        netns::create(&path).unwrap();
+        self.files.push(path.clone());
+        path
+    }
+
+    /// Runs `f` in the private host namespace.
+    fn in_host<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        netns::run_in(self.host(), f).unwrap()
+    }
+
+    fn remove_all(&mut self) {
+        for file in self.files.drain(..).rev() {
+            netns::remove(&file).unwrap();
+            assert!(!file.exists(), "{} left", file.display());
+            assert!(!netns::is_mount_point(&file).unwrap());
+        }
+        netns::release_dir(&self.ns_dir).unwrap();
+        assert!(!netns::is_mount_point(&self.ns_dir).unwrap());
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for file in self.files.drain(..) {
+            let _ = netns::remove(&file);
+        }
+        let _ = netns::release_dir(&self.ns_dir);
+    }
+}
+
+fn net_ns_inode(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata(path).unwrap().ino()
+}
+
+#[test]
+fn namespace_files_are_created_entered_and_removed() {
+    let mut lab = Lab::new();
+    let ns = lab.netns("a");
+    assert!(netns::is_mount_point(&ns).unwrap());
+    // A new namespace: another inode than ours, nothing but lo in it.
+    let inside =
+        netns::run_in(&ns, || net_ns_inode(Path::new("/proc/thread-self/ns/net"))).unwrap();
+    assert_eq!(inside, net_ns_inode(&ns));
+    assert_ne!(inside, net_ns_inode(Path::new("/proc/self/ns/net")));
+    let links = netns::run_in(&ns, || std::fs::read_to_string("/proc/thread-self/net/dev"))
+        .unwrap()
+        .unwrap();
+    let names: Vec<&str> = links
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next())
+        .collect();
+    assert_eq!(names.iter().map(|n| n.trim()).collect::<Vec<_>>(), ["lo"]);
+    // The calling thread's namespace is untouched by run_in.
+    assert_eq!(
+        net_ns_inode(Path::new("/proc/thread-self/ns/net")),
+        net_ns_inode(Path::new("/proc/self/ns/net"))
+    );
+    // A second create on the same path fails and leaves the first in place.
+    assert!(netns::create(&ns).is_err());
+    assert!(netns::is_mount_point(&ns).unwrap());
+    lab.remove_all();
+    netns::remove(&ns).unwrap();
+    assert!(netns::run_in(&ns, || ()).is_err());
+}
+
+#[test]
+fn netlink_errors_name_the_interface_and_the_operation() {
+    let lab = Lab::new();
+    let errors = lab.in_host(|| {
+        let mut nl = Netlink::open().unwrap();
+        let up = nl.set_up("nosuch0").unwrap_err().to_string();
+        nl.add_bridge("gtdup0").unwrap();
+        let dup = nl.add_bridge("gtdup0").unwrap_err().to_string();
+        let long = nl.add_bridge("a-name-too-long-x").unwrap_err().to_string();
+        assert!(nl.delete_link("gtdup0").unwrap());
+        assert!(!nl.delete_link("gtdup0").unwrap());
+        (up, dup, long)
+    });
+    assert!(errors.0.contains("nosuch0"), "{}", errors.0);
+    assert!(
+        errors.1.contains("create bridge gtdup0") && errors.1.contains("EEXIST"),
+        "{}",
+        errors.1
+    );
+    assert!(errors.2.contains("a-name-too-long-x"), "{}", errors.2);
+}
+
+#[test]
+fn nft_table_is_applied_replaced_read_back_and_removed_alone() {
+    let lab = Lab::new();
+    let table = unique("gorae-t");
+    let model = Ruleset {
+        table: table.clone(),
+        networks: vec![Network {
+            bridge: "gtnft0".into(),
+            subnet: "10.201.0.0/24".parse().unwrap(),
+            internal: false,
+        }],
+        ports: vec![PortMapping {
+            proto: Proto::Tcp,
+            host_ip: None,
+            host_port: 8080,
+            container_ip: Ipv4Addr::new(10, 201, 0, 2),
+            container_port: 80,
+        }],
+    };
+    lab.in_host(move || {
+        // Someone else's table, which must survive everything we do.
+        let status = Command::new("nft")
+            .args(["add", "table", "ip", "other"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert_eq!(nft::list_json(&table).unwrap(), None);
+        model.apply().unwrap();
+        model.apply().unwrap();
+        assert_eq!(dnat_rules(&table), 1);
+        let mut two = model.clone();
+        two.ports.push(PortMapping {
+            host_port: 8081,
+            ..two.ports[0].clone()
+        });
+        two.apply().unwrap();
+        assert_eq!(dnat_rules(&table), 2);
+        // The script is one transaction: a failing statement after the re-creation leaves
+        // the table as it was.
+        let mut bad = two.render().unwrap();
+        bad.push_str(&format!("add rule ip {table} ports no-such-statement\n"));
+        let mut nft_f = Command::new("nft")
+            .args(["-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        nft_f
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(bad.as_bytes())
+            .unwrap();
+        assert!(!nft_f.wait().unwrap().success());
+        assert_eq!(dnat_rules(&table), 2);
+        nft::remove(&table).unwrap();
+        nft::remove(&table).unwrap();
+        assert_eq!(nft::list_json(&table).unwrap(), None);
+        assert!(nft::list_json("other").unwrap().is_some());
+    });
+}
+
+fn dnat_rules(table: &str) -> usize {
+    let json = nft::list_json(table).unwrap().unwrap();
+    let items = json["nftables"].as_array().unwrap();
+    items
+        .iter()
+        .filter(|i| i["rule"]["chain"] == "ports")
+        .filter(|i| i["rule"].to_string().contains("\"dnat\""))
+        .count()
+}
+
+/// Accepts connections in a namespace and answers each with one line, "<peer ip>\n".
+fn serve_peer_address(listener: TcpListener) {
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { break };
+            let peer = conn.peer_addr().map(|a| a.ip().to_string());
+            let mut first = [0u8; 4];
+            let _ = conn.read(&mut first);
+            if &first == b"quit" {
+                break;
+            }
+            let _ = writeln!(conn, "{}", peer.unwrap_or_default());
+        }
+    });
+}
+
+/// Connects to `addr`, says hello, and returns the server's line (the address it saw).
+fn ask(addr: SocketAddr) -> std::io::Result<String> {
+    let mut conn = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
+    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+    conn.write_all(b"helo")?;
+    let mut line = String::new();
+    BufReader::new(conn).read_line(&mut line)?;
+    Ok(line.trim().to_string())
+}
+
+fn ping(from: &Path, to: Ipv4Addr) -> bool {
+    Command::new("nsenter")
+        .arg(format!("--net={}", from.display()))
+        .args(["busybox", "ping", "-c", "1", "-W", "5"])
+        .arg(to.to_string())
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+#[test]
+fn endpoints_talk_through_a_bridge_and_published_ports() {
+    let mut lab = Lab::new();
+    let (ns_a, ns_b) = (lab.netns("a"), lab.netns("b"));
+    let bridge_name = unique("gt");
+    let table = unique("gorae-t");
+    let (veth_a, veth_b) = (format!("{bridge_name}a"), format!("{bridge_name}b"));
+    let subnet: Subnet = "10.202.0.0/24".parse().unwrap();
+    let mut pool = Pool::new(subnet).unwrap();
+    let (gw, ip_a, ip_b) = (
+        pool.gateway,
+        pool.allocate().unwrap(),
+        pool.allocate().unwrap(),
+    );
+
+    let (br, va, vb, a, b, t) = (
+        bridge_name.clone(),
+        veth_a.clone(),
+        veth_b.clone(),
+        ns_a.clone(),
+        ns_b.clone(),
+        table.clone(),
+    );
+    lab.in_host(move || {
+        let mut nl = Netlink::open().unwrap();
+        bridge::ensure_bridge(&mut nl, &br, subnet, gw).unwrap();
+        bridge::ensure_bridge(&mut nl, &br, subnet, gw).unwrap();
+        for (veth, ns, ip) in [(&va, &a, ip_a), (&vb, &b, ip_b)] {
+            let ep = Endpoint {
+                bridge: &br,
+                host_ifname: veth,
+                netns: ns,
+                address: ip,
+                prefix: subnet.prefix(),
+                gateway: Some(gw),
+            };
+            bridge::attach(&mut nl, &ep).unwrap();
+        }
+        assert_eq!(
+            std::fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{br}/route_localnet"))
+                .unwrap()
+                .trim(),
+            "1"
+        );
+        let published = |host_ip, host_port| PortMapping {
+            proto: Proto::Tcp,
+            host_ip,
+            host_port,
+            container_ip: ip_a,
+            container_port: 80,
+        };
+        Ruleset {
+            table: t,
+            networks: vec![Network {
+                bridge: br,
+                subnet,
+                internal: false,
+            }],
+            ports: vec![
+                published(None, 8080),
+                published(Some(Ipv4Addr::LOCALHOST), 8081),
+            ],
+        }
+        .apply()
+        .unwrap();
+    });
+
+    // Inside a: eth0 with its address, a default route via the gateway, lo up.
+    let route = netns::run_in(&ns_a, || {
+        std::fs::read_to_string("/proc/thread-self/net/route")
+    })
+    .unwrap()
+    .unwrap();
+    let gw_hex = format!("{:08X}", u32::from_ne_bytes(gw.octets()));
+    assert!(
+        route
+            .lines()
+            .any(|l| l.starts_with("eth0\t00000000\t") && l.contains(&gw_hex)),
+        "{route}"
+    );
+
+    assert!(ping(&ns_a, ip_b), "a cannot ping b");
+    assert!(ping(&ns_b, ip_a), "b cannot ping a");
+    assert!(ping(&ns_a, gw), "a cannot ping the gateway");
+
+    let listener = netns::run_in(&ns_a, || TcpListener::bind("0.0.0.0:80"))
+        .unwrap()
+        .unwrap();
+    serve_peer_address(listener);
+    // From b directly, from the host to the bridge address and to 127.0.0.1 through DNAT,
+    // and from b through the published port (hairpin).
+    let direct = netns::run_in(&ns_b, move || ask(SocketAddr::from((ip_a, 80)))).unwrap();
+    assert_eq!(direct.unwrap(), ip_b.to_string());
+    let via_gw = lab.in_host(move || ask(SocketAddr::from((gw, 8080))));
+    assert_eq!(via_gw.unwrap(), gw.to_string());
+    let via_lo = lab.in_host(|| ask(SocketAddr::from((Ipv4Addr::LOCALHOST, 8081))));
+    assert_eq!(via_lo.unwrap(), gw.to_string(), "127.0.0.1 is masqueraded");
+    let hairpin = netns::run_in(&ns_b, move || ask(SocketAddr::from((gw, 8080)))).unwrap();
+    assert_eq!(hairpin.unwrap(), gw.to_string(), "hairpin is masqueraded");
+    // 127.0.0.1:8080 is published too (no host ip: every local address).
+    let lo_any = lab.in_host(|| ask(SocketAddr::from((Ipv4Addr::LOCALHOST, 8080))));
+    assert_eq!(lo_any.unwrap(), gw.to_string());
+    let _ = netns::run_in(&ns_b, move || {
+        TcpStream::connect((ip_a, 80)).and_then(|mut c| c.write_all(b"quit"))
+    });
+
+    // Teardown, then nothing of ours is left in the host namespace.
+    let (br, va, vb, t) = (bridge_name.clone(), veth_a, veth_b, table);
+    lab.in_host(move || {
+        let mut nl = Netlink::open().unwrap();
+        assert!(bridge::detach(&mut nl, &va).unwrap());
+        assert!(!bridge::detach(&mut nl, &va).unwrap());
+        assert!(bridge::detach(&mut nl, &vb).unwrap());
+        assert!(bridge::remove_bridge(&mut nl, &br).unwrap());
+        assert!(!bridge::remove_bridge(&mut nl, &br).unwrap());
+        nft::remove(&t).unwrap();
+        for name in [&br, &va, &vb] {
+            assert_eq!(nl.link_index(name).unwrap(), None, "{name} left");
+        }
+        assert_eq!(nft::list_json(&t).unwrap(), None);
+    });
+    let eth0_gone = netns::run_in(&ns_a, || Netlink::open()?.link_index("eth0"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(eth0_gone, None);
+    lab.remove_all();
+    // And nothing ever reached the machine's own namespace.
+    let mut nl = Netlink::open().unwrap();
+    assert_eq!(nl.link_index(&bridge_name).unwrap(), None);
+}
