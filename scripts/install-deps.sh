@@ -8,7 +8,7 @@ need=()
 # (bsdutils) are for the drop-in tests, which start their own daemons on private sockets.
 # docker-registry (CNCF distribution), skopeo, umoci, htpasswd (apache2-utils) and openssl are
 # the image tests' real registry, second client, image builder and auth tooling.
-for pkg in busybox-static runc crun hyperfine jq time iproute2 procps \
+for pkg in busybox-static runc crun hyperfine jq time iproute2 procps nftables \
     podman conmon docker.io containerd bsdutils tar \
     docker-registry skopeo umoci apache2-utils openssl python3 curl; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
