@@ -1,10 +1,13 @@
 //! gorae: the command line of the gorae container platform.
 //!
-//! Today it works on images directly in the data root (no daemon): pull, push, images, tag,
-//! rmi, inspect, prune, save, load, import, login, logout. The engine's daemon will own the
-//! same data root later, and these commands will then go through it.
+//! `gorae daemon` runs the engine (the Docker Engine API); the container and system commands
+//! (`run`, `ps`, `logs`, `exec`, `info`, ...) are its client, with docker's flags, output and
+//! exit codes. The image commands (pull, push, images, tag, rmi, image inspect/prune, save,
+//! load) go through the daemon when one answers for the data root, and otherwise work on the
+//! data root directly, as do import, login, logout and `registry serve`.
 //!
-//! clap parses the command line; tokio runs the registry client's concurrent transfers.
+//! clap parses the command line; tokio runs the API client and the registry client's
+//! concurrent transfers.
 
 mod archive_cmd;
 mod cli;
