@@ -244,9 +244,19 @@ fn ask(addr: SocketAddr) -> std::io::Result<String> {
 }
 
 fn ping(from: &Path, to: Ipv4Addr) -> bool {
+    ping_within(from, to, 5)
+}
+
+/// A negative check waits only a second: a reply that late would make it pass wrongly, never
+/// fail.
+fn unreachable(from: &Path, to: Ipv4Addr) -> bool {
+    !ping_within(from, to, 1)
+}
+
+fn ping_within(from: &Path, to: Ipv4Addr, seconds: u32) -> bool {
     Command::new("nsenter")
         .arg(format!("--net={}", from.display()))
-        .args(["busybox", "ping", "-c", "1", "-W", "5"])
+        .args(["busybox", "ping", "-c", "1", "-W", &seconds.to_string()])
         .arg(to.to_string())
         .output()
         .unwrap()
@@ -383,4 +393,129 @@ fn endpoints_talk_through_a_bridge_and_published_ports() {
     // And nothing ever reached the machine's own namespace.
     let mut nl = Netlink::open().unwrap();
     assert_eq!(nl.link_index(&bridge_name).unwrap(), None);
+}
+
+/// Creates `bridge` with the subnet's gateway and attaches each (veth, namespace, address).
+fn network(nl: &mut Netlink, bridge: &str, subnet: Subnet, eps: &[(&str, &Path, Ipv4Addr)]) {
+    let gw = subnet.gateway().unwrap();
+    bridge::ensure_bridge(nl, bridge, subnet, gw).unwrap();
+    for (veth, ns, ip) in eps {
+        let ep = Endpoint {
+            bridge,
+            host_ifname: veth,
+            netns: ns,
+            address: *ip,
+            prefix: subnet.prefix(),
+            gateway: Some(gw),
+        };
+        bridge::attach(nl, &ep).unwrap();
+    }
+}
+
+fn listen_in(ns: &Path, port: u16) {
+    let listener = netns::run_in(ns, move || TcpListener::bind(("0.0.0.0", port)))
+        .unwrap()
+        .unwrap();
+    serve_peer_address(listener);
+}
+
+fn ask_from(ns: &Path, to: SocketAddr) -> std::io::Result<String> {
+    netns::run_in(ns, move || ask(to)).unwrap()
+}
+
+#[test]
+fn masquerade_source_preservation_isolation_and_internal_networks() {
+    let mut lab = Lab::new();
+    // "outside": a namespace beyond an uplink of the host, as the internet would be.
+    let (outside, a, c, d) = (
+        lab.netns("outside"),
+        lab.netns("a"),
+        lab.netns("c"),
+        lab.netns("d"),
+    );
+    let names: Vec<String> = ["u", "1", "2", "3"]
+        .iter()
+        .map(|s| unique(&format!("gt{s}")))
+        .collect();
+    let table = unique("gorae-t");
+    let up: Subnet = "10.210.0.0/24".parse().unwrap();
+    let (n1, n2, n3): (Subnet, Subnet, Subnet) = (
+        "10.211.0.0/24".parse().unwrap(),
+        "10.212.0.0/24".parse().unwrap(),
+        "10.213.0.0/24".parse().unwrap(),
+    );
+    let host_up = Ipv4Addr::new(10, 210, 0, 1);
+    let out_ip = Ipv4Addr::new(10, 210, 0, 2);
+    let (ip_a, ip_c, ip_d) = (
+        Ipv4Addr::new(10, 211, 0, 2),
+        Ipv4Addr::new(10, 212, 0, 2),
+        Ipv4Addr::new(10, 213, 0, 2),
+    );
+    {
+        let (names, table) = (names.clone(), table.clone());
+        let (outside, a, c, d) = (outside.clone(), a.clone(), c.clone(), d.clone());
+        lab.in_host(move || {
+            let mut nl = Netlink::open().unwrap();
+            let v = |i: usize| format!("{}v", names[i]);
+            network(&mut nl, &names[0], up, &[(&v(0), &outside, out_ip)]);
+            network(&mut nl, &names[1], n1, &[(&v(1), &a, ip_a)]);
+            network(&mut nl, &names[2], n2, &[(&v(2), &c, ip_c)]);
+            network(&mut nl, &names[3], n3, &[(&v(3), &d, ip_d)]);
+            let net = |i: usize, subnet, internal| Network {
+                bridge: names[i].clone(),
+                subnet,
+                internal,
+            };
+            Ruleset {
+                table,
+                // The uplink is not one of our networks: to the table it is "elsewhere".
+                networks: vec![net(1, n1, false), net(2, n2, false), net(3, n3, true)],
+                ports: vec![PortMapping {
+                    proto: Proto::Tcp,
+                    host_ip: None,
+                    host_port: 9090,
+                    container_ip: ip_a,
+                    container_port: 90,
+                }],
+            }
+            .apply()
+            .unwrap();
+        });
+    }
+    listen_in(&outside, 7000);
+    listen_in(&a, 90);
+    listen_in(&c, 90);
+
+    // Leaving a bridge for elsewhere: masqueraded to the host's uplink address.
+    let seen = ask_from(&a, SocketAddr::from((out_ip, 7000))).unwrap();
+    assert_eq!(seen, host_up.to_string());
+    // Coming in from elsewhere through a published port: the client's address is kept.
+    let seen = ask_from(&outside, SocketAddr::from((host_up, 9090))).unwrap();
+    assert_eq!(seen, out_ip.to_string());
+    // Isolation: no forwarding between two of our bridges, either way.
+    assert!(unreachable(&a, ip_c), "a reached c on another bridge");
+    assert!(unreachable(&c, ip_a), "c reached a on another bridge");
+    // Internal: no way out, and no way in from the other networks, but its gateway answers.
+    assert!(unreachable(&d, out_ip), "internal network reached outside");
+    assert!(unreachable(&a, ip_d), "a reached the internal network");
+    assert!(ping(&d, n3.gateway().unwrap()));
+    // c's own network still goes out.
+    assert!(ping(&c, out_ip));
+
+    for (ns, port) in [(&outside, 7000), (&a, 90), (&c, 90)] {
+        let _ = netns::run_in(ns, move || {
+            TcpStream::connect((Ipv4Addr::LOCALHOST, port)).and_then(|mut s| s.write_all(b"quit"))
+        });
+    }
+    lab.in_host(move || {
+        let mut nl = Netlink::open().unwrap();
+        for name in &names {
+            assert!(bridge::detach(&mut nl, &format!("{name}v")).unwrap());
+            assert!(bridge::remove_bridge(&mut nl, name).unwrap());
+            assert_eq!(nl.link_index(name).unwrap(), None);
+        }
+        nft::remove(&table).unwrap();
+        assert_eq!(nft::list_json(&table).unwrap(), None);
+    });
+    lab.remove_all();
 }
