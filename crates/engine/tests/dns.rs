@@ -33,7 +33,12 @@ async fn listen(server: &DnsServer, ip: [u8; 4]) -> SocketAddrV4 {
 }
 
 async fn udp_raw(server: SocketAddrV4, msg: &[u8]) -> Option<Vec<u8>> {
-    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    udp_raw_from(Ipv4Addr::LOCALHOST, server, msg).await
+}
+
+/// From a chosen loopback address: a container's address on a network, as the server sees it.
+async fn udp_raw_from(from: Ipv4Addr, server: SocketAddrV4, msg: &[u8]) -> Option<Vec<u8>> {
+    let sock = UdpSocket::bind(SocketAddrV4::new(from, 0)).await.unwrap();
     sock.send_to(msg, server).await.unwrap();
     let mut buf = vec![0u8; 65535];
     let got = tokio::time::timeout(Duration::from_secs(3), sock.recv_from(&mut buf)).await;
@@ -105,6 +110,51 @@ async fn names_are_answered_per_network() {
     assert_eq!(server.listening(), vec![net1, net2]);
 }
 
+async fn ask_from(from: Ipv4Addr, server: SocketAddrV4, name: &str) -> wire::Parsed {
+    let q = wire::build_query(1, name, wire::TYPE_A, None);
+    let reply = udp_raw_from(from, server, &q).await.unwrap();
+    wire::parse_response(&reply).unwrap()
+}
+
+#[tokio::test]
+async fn containers_see_their_networks_and_only_theirs() {
+    let server = DnsServer::new(config(vec![]));
+    let net1 = listen(&server, [127, 0, 0, 31]).await;
+    let net2 = listen(&server, [127, 0, 0, 32]).await;
+    let (app1, app2) = (Ipv4Addr::new(127, 0, 1, 5), Ipv4Addr::new(127, 0, 2, 5));
+    let (db, web) = (Ipv4Addr::new(127, 0, 2, 6), Ipv4Addr::new(127, 0, 1, 7));
+    server.update(|r| {
+        for (net, subnet) in [(net1, [127, 0, 1, 0]), (net2, [127, 0, 2, 0])] {
+            let subnet = Some((Ipv4Addr::from(subnet), 24));
+            r.add_network(
+                *net.ip(),
+                ScopeOptions {
+                    subnet,
+                    ..ScopeOptions::default()
+                },
+            );
+        }
+        r.set_container_endpoint(*net1.ip(), app1, "c-app", &["app"]);
+        r.set_container_endpoint(*net2.ip(), app2, "c-app", &["app"]);
+        r.set_container_endpoint(*net2.ip(), db, "c-db", &["db"]);
+        r.set_container_endpoint(*net1.ip(), web, "c-web", &["web"]);
+    });
+    // app is on both networks and asks its first network's gateway: it sees db.
+    assert_eq!(ask_from(app1, net1, "db").await.answers, vec![RData::A(db)]);
+    assert_eq!(
+        ask_from(app1, net1, "web").await.answers,
+        vec![RData::A(web)]
+    );
+    // web shares only net1 with app: no db for it.
+    assert_eq!(ask_from(web, net1, "db").await.rcode, wire::RCODE_NXDOMAIN);
+    // db reaching net1's gateway (possible through the host) is not answered net1's names.
+    assert_eq!(ask_from(db, net1, "web").await.rcode, wire::RCODE_REFUSED);
+    assert_eq!(
+        ask_from(db, net2, "app").await.answers,
+        vec![RData::A(app2)]
+    );
+}
+
 #[tokio::test]
 async fn table_updates_take_effect_at_once() {
     let server = DnsServer::new(config(vec![]));
@@ -145,15 +195,30 @@ impl Drop for FakeUpstream {
     }
 }
 
-fn fake_answer(msg: &[u8], limit: usize) -> Option<Vec<u8>> {
-    let q = wire::parse_query(msg).ok()?;
+/// How a fake upstream behaves.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Good,
+    /// SERVFAIL to everything.
+    Failing,
+    /// Answers with the right id but another question (a confused or spoofing server).
+    WrongQuestion,
+}
+
+fn fake_answer(msg: &[u8], limit: usize, mode: Mode) -> Option<Vec<u8>> {
+    let mut q = wire::parse_query(msg).ok()?;
     let key = q.question.key();
     let answers: Vec<RData> = match key.as_str() {
         "big.test" => (0..60).map(|i| a([192, 0, 2, i])).collect(),
         k if k.ends_with(".test") => vec![a([192, 0, 2, 1])],
         _ => vec![],
     };
-    let rcode = if answers.is_empty() { 3 } else { 0 };
+    let mut rcode = if answers.is_empty() { 3 } else { 0 };
+    match mode {
+        Mode::Good => {}
+        Mode::Failing => rcode = wire::RCODE_SERVFAIL,
+        Mode::WrongQuestion => q.question.labels = vec![b"other".to_vec(), b"test".to_vec()],
+    }
     let resp = Response {
         query: &q,
         rcode,
@@ -165,7 +230,7 @@ fn fake_answer(msg: &[u8], limit: usize) -> Option<Vec<u8>> {
     Some(resp.to_bytes())
 }
 
-async fn fake_upstream() -> FakeUpstream {
+async fn fake_upstream(mode: Mode) -> FakeUpstream {
     let udp_sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr = udp_sock.local_addr().unwrap();
     let tcp_listener = TcpListener::bind(addr).await.unwrap();
@@ -175,7 +240,7 @@ async fn fake_upstream() -> FakeUpstream {
         let mut buf = vec![0u8; 4096];
         while let Ok((n, peer)) = udp_sock.recv_from(&mut buf).await {
             udp_count.fetch_add(1, Ordering::SeqCst);
-            if let Some(r) = fake_answer(&buf[..n], 512) {
+            if let Some(r) = fake_answer(&buf[..n], 512, mode) {
                 let _ = udp_sock.send_to(&r, peer).await;
             }
         }
@@ -193,7 +258,7 @@ async fn fake_upstream() -> FakeUpstream {
                 if s.read_exact(&mut msg).await.is_err() {
                     return;
                 }
-                if let Some(r) = fake_answer(&msg, 65535) {
+                if let Some(r) = fake_answer(&msg, 65535, mode) {
                     let mut out = (r.len() as u16).to_be_bytes().to_vec();
                     out.extend_from_slice(&r);
                     let _ = s.write_all(&out).await;
@@ -211,7 +276,7 @@ async fn fake_upstream() -> FakeUpstream {
 
 #[tokio::test]
 async fn unknown_names_are_relayed_upstream() {
-    let up = fake_upstream().await;
+    let up = fake_upstream(Mode::Good).await;
     let server = DnsServer::new(config(vec![up.addr]));
     let net = listen(&server, [127, 0, 0, 24]).await;
     server.update(|r| r.set_endpoint(*net.ip(), WEB, &["web"]));
@@ -255,15 +320,32 @@ async fn servfail_when_no_upstream_answers() {
     assert_eq!(p.rcode, wire::RCODE_SERVFAIL);
 
     // The second upstream is used when the first is silent.
-    let up = fake_upstream().await;
+    let up = fake_upstream(Mode::Good).await;
     server.set_upstreams(vec![silent.local_addr().unwrap(), up.addr]);
     let p = udp_ask(net, "www.example.test", wire::TYPE_A, None).await;
     assert_eq!(p.answers, vec![a([192, 0, 2, 1])]);
 }
 
 #[tokio::test]
+async fn failing_and_confused_upstreams() {
+    let failing = fake_upstream(Mode::Failing).await;
+    let confused = fake_upstream(Mode::WrongQuestion).await;
+    let server = DnsServer::new(config(vec![failing.addr, confused.addr]));
+    let net = listen(&server, [127, 0, 0, 33]).await;
+    // The failing one's SERVFAIL is what is left when the other's answers do not fit.
+    let p = udp_ask(net, "www.example.test", wire::TYPE_A, None).await;
+    assert_eq!(p.rcode, wire::RCODE_SERVFAIL);
+    assert_eq!(confused.udp.load(Ordering::SeqCst), 1);
+    // A good one after a failing one is asked, and wins.
+    let good = fake_upstream(Mode::Good).await;
+    server.set_upstreams(vec![failing.addr, good.addr]);
+    let p = udp_ask(net, "www.example.test", wire::TYPE_A, None).await;
+    assert_eq!((p.rcode, p.answers), (0, vec![a([192, 0, 2, 1])]));
+}
+
+#[tokio::test]
 async fn internal_networks_relay_nothing() {
-    let up = fake_upstream().await;
+    let up = fake_upstream(Mode::Good).await;
     let server = DnsServer::new(config(vec![up.addr]));
     let net = listen(&server, [127, 0, 0, 26]).await;
     server.update(|r| {
@@ -272,6 +354,7 @@ async fn internal_networks_relay_nothing() {
             ScopeOptions {
                 domain: Some("backend".into()),
                 no_forward: true,
+                subnet: None,
             },
         );
         r.set_endpoint(*net.ip(), WEB, &["web"]);
@@ -353,7 +436,7 @@ async fn unlisten_closes_the_sockets() {
 /// busybox nslookup talks to port 53 only; skip (saying so) when that cannot be bound here.
 #[tokio::test]
 async fn busybox_nslookup() {
-    let up = fake_upstream().await;
+    let up = fake_upstream(Mode::Good).await;
     let server = DnsServer::new(config(vec![up.addr]));
     let addr = SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 30), 53);
     if let Err(e) = server.listen(addr).await {

@@ -57,9 +57,12 @@ pub fn random_id() -> u16 {
     STATE.get_or_init(RandomState::new).hash_one(n) as u16
 }
 
-/// Asks each upstream in turn; the first answer wins. `None` when none answered in time.
+/// Asks each upstream in turn; the first answer wins, except that after a SERVFAIL or
+/// REFUSED the next is asked too (the failing answer is kept for when no one does better).
+/// `None` when none answered in time.
 pub async fn forward(query: &[u8], upstreams: &[SocketAddr], wait: Duration) -> Option<Vec<u8>> {
     let client_id = wire::message_id(query)?;
+    let mut fallback = None;
     for upstream in upstreams {
         let id = random_id();
         let mut msg = query.to_vec();
@@ -74,9 +77,22 @@ pub async fn forward(query: &[u8], upstreams: &[SocketAddr], wait: Duration) -> 
             }
         }
         wire::set_id(&mut reply, client_id);
+        if matches!(
+            wire::rcode(&reply),
+            wire::RCODE_SERVFAIL | wire::RCODE_REFUSED
+        ) {
+            fallback = Some(reply);
+            continue;
+        }
         return Some(reply);
     }
-    None
+    fallback
+}
+
+fn is_reply_to(query: &[u8], reply: &[u8], id: u16) -> bool {
+    wire::message_id(reply) == Some(id)
+        && wire::is_response(reply)
+        && wire::same_question(query, reply)
 }
 
 fn unspecified_for(addr: SocketAddr) -> SocketAddr {
@@ -97,7 +113,7 @@ async fn ask_udp(msg: &[u8], upstream: SocketAddr, id: u16, wait: Duration) -> O
         loop {
             let n = sock.recv(&mut buf).await.ok()?;
             let reply = &buf[..n];
-            if wire::message_id(reply) == Some(id) && wire::is_response(reply) {
+            if is_reply_to(msg, reply, id) {
                 return Some(reply.to_vec());
             }
         }
@@ -116,7 +132,7 @@ async fn ask_tcp(msg: &[u8], upstream: SocketAddr, id: u16, wait: Duration) -> O
         out.extend_from_slice(msg);
         stream.write_all(&out).await.ok()?;
         let reply = read_framed(&mut stream).await?;
-        (wire::message_id(&reply) == Some(id) && wire::is_response(&reply)).then_some(reply)
+        is_reply_to(msg, &reply, id).then_some(reply)
     })
     .await
     .ok()?

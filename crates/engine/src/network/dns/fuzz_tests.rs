@@ -208,3 +208,30 @@ fn odd_label_bytes_never_match_plain_names() {
         records.lookup(net, "web.1")
     );
 }
+
+#[test]
+fn relayed_answers_must_match_the_question() {
+    let q = wire::build_query(1, "www.Example.test", wire::TYPE_A, None);
+    let reply = |name: &str, qtype: u16| {
+        let rq = wire::parse_query(&wire::build_query(1, name, qtype, None)).unwrap();
+        Response {
+            query: &rq,
+            rcode: 0,
+            authoritative: false,
+            answers: &[],
+            ttl: 1,
+            limit: 512,
+        }
+        .to_bytes()
+    };
+    assert!(wire::same_question(
+        &q,
+        &reply("WWW.example.TEST", wire::TYPE_A)
+    ));
+    assert!(!wire::same_question(
+        &q,
+        &reply("www.example.test", wire::TYPE_AAAA)
+    ));
+    assert!(!wire::same_question(&q, &reply("other.test", wire::TYPE_A)));
+    assert!(!wire::same_question(&q, &q[..14]));
+}

@@ -3,7 +3,10 @@
 //! resolv.conf names its gateway. A query is answered from the names of the network whose
 //! address it arrived on (container names, aliases, compose service names: A records, PTR for
 //! the network's addresses, empty NOERROR for AAAA), NXDOMAIN for unknown names in the
-//! network's own namespace, and anything else is relayed to the host's resolvers.
+//! network's own namespace, and anything else is relayed to the host's resolvers. A container
+//! on several networks resolves the names of all of them through the one gateway its
+//! resolv.conf names (as with docker's 127.0.0.11); a network with a subnet set answers only
+//! sources inside it, since any bridge can reach any gateway through the host.
 //!
 //! The wire format is written here rather than taken from hickory-proto (0.25.2, already in
 //! Cargo.lock through reqwest): the server needs to read one question and write A/PTR

@@ -2,8 +2,12 @@
 //! network's gateway) the endpoints on it and their names.
 //!
 //! A query is answered from the scope of the address it arrived on, so a container sees only
-//! the names of the networks it is attached to — the isolation docker gives. An endpoint's
-//! first name is its canonical one (the container name), which reverse lookups return.
+//! the names of the networks it is attached to — the isolation docker gives. A container on
+//! several networks asks one gateway (its resolv.conf has one nameserver) yet, as in docker,
+//! resolves the names of all its networks: endpoints carry their container's id, and a name
+//! not found on the network asked is looked for on the asking container's other networks.
+//! An endpoint's first name is its canonical one (the container name), which reverse lookups
+//! return.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
@@ -15,15 +19,54 @@ pub struct ScopeOptions {
     /// without dots at the ends.
     pub domain: Option<String>,
     /// `--internal` networks: nothing is forwarded (no route out), unknown names get
-    /// NXDOMAIN.
+    /// NXDOMAIN, outside names REFUSED.
     pub no_forward: bool,
+    /// The network's subnet (address, prefix length). When set, only sources inside it are
+    /// answered: a gateway address is reachable from other bridges through the host, and
+    /// another network's containers must not read this one's names through it.
+    pub subnet: Option<(Ipv4Addr, u8)>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Endpoint {
+    /// Normalised; the first is the canonical one.
+    names: Vec<String>,
+    /// The container the endpoint belongs to, linking its endpoints on several networks.
+    container: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
 struct Scope {
     options: ScopeOptions,
-    /// Endpoint address → its names, normalised; the first is the canonical one.
-    endpoints: BTreeMap<Ipv4Addr, Vec<String>>,
+    endpoints: BTreeMap<Ipv4Addr, Endpoint>,
+}
+
+impl Scope {
+    /// The name with the network's domain taken off, if it had it.
+    fn local<'a>(&self, name: &'a str) -> &'a str {
+        match &self.options.domain {
+            Some(d) => name
+                .strip_suffix(d.as_str())
+                .and_then(|n| n.strip_suffix('.'))
+                .unwrap_or(name),
+            None => name,
+        }
+    }
+
+    fn find(&self, name: &str) -> Vec<Ipv4Addr> {
+        let local = self.local(name);
+        self.endpoints
+            .iter()
+            .filter(|(_, e)| e.names.iter().any(|n| n == local))
+            .map(|(ip, _)| *ip)
+            .collect()
+    }
+
+    fn has_container(&self, container: &str) -> bool {
+        self.endpoints
+            .values()
+            .any(|e| e.container.as_deref() == Some(container))
+    }
 }
 
 /// What the table says about a name asked on one listening address.
@@ -50,6 +93,13 @@ pub fn normalize(name: &str) -> String {
     name.trim_end_matches('.').to_ascii_lowercase()
 }
 
+fn in_subnet(ip: Ipv4Addr, (net, len): (Ipv4Addr, u8)) -> bool {
+    let mask = u32::MAX
+        .checked_shl(32 - u32::from(len.min(32)))
+        .unwrap_or(0);
+    u32::from(ip) & mask == u32::from(net) & mask
+}
+
 impl Records {
     pub fn new() -> Records {
         Records::default()
@@ -70,8 +120,31 @@ impl Records {
     }
 
     /// Sets an endpoint's names (the first is its canonical name), replacing any it had;
-    /// creates the network's scope with default options if there is none.
+    /// creates the network's scope with default options if there is none. No names: the
+    /// endpoint is removed.
     pub fn set_endpoint<S: AsRef<str>>(&mut self, listen: Ipv4Addr, ip: Ipv4Addr, names: &[S]) {
+        self.put(listen, ip, None, names)
+    }
+
+    /// [`Records::set_endpoint`] for a container's endpoint: the container's endpoints on
+    /// other networks then see this network's names too (and the reverse).
+    pub fn set_container_endpoint<S: AsRef<str>>(
+        &mut self,
+        listen: Ipv4Addr,
+        ip: Ipv4Addr,
+        container: &str,
+        names: &[S],
+    ) {
+        self.put(listen, ip, Some(container.to_string()), names)
+    }
+
+    fn put<S: AsRef<str>>(
+        &mut self,
+        listen: Ipv4Addr,
+        ip: Ipv4Addr,
+        container: Option<String>,
+        names: &[S],
+    ) {
         let mut list: Vec<String> = Vec::with_capacity(names.len());
         for n in names {
             let n = normalize(n.as_ref());
@@ -83,7 +156,8 @@ impl Records {
         if list.is_empty() {
             scope.endpoints.remove(&ip);
         } else {
-            scope.endpoints.insert(ip, list);
+            let names = list;
+            scope.endpoints.insert(ip, Endpoint { names, container });
         }
     }
 
@@ -94,9 +168,26 @@ impl Records {
             .is_some_and(|s| s.endpoints.remove(&ip).is_some())
     }
 
+    /// Removes a container's endpoints on every network.
+    pub fn remove_container(&mut self, container: &str) {
+        for scope in self.scopes.values_mut() {
+            scope
+                .endpoints
+                .retain(|_, e| e.container.as_deref() != Some(container));
+        }
+    }
+
     /// Whether the table has a scope for this listening address.
     pub fn has_network(&self, listen: Ipv4Addr) -> bool {
         self.scopes.contains_key(&listen)
+    }
+
+    /// Whether the network of `listen` answers `source` (see [`ScopeOptions::subnet`]).
+    pub fn admits(&self, listen: Ipv4Addr, source: Ipv4Addr) -> bool {
+        self.scopes
+            .get(&listen)
+            .and_then(|s| s.options.subnet)
+            .is_none_or(|net| in_subnet(source, net))
     }
 
     /// Looks a name up in the scope of `listen`. `name` is in the form
@@ -109,22 +200,10 @@ impl Records {
         if name.is_empty() {
             return Lookup::Forward; // the root: NS ., priming queries
         }
-        let local = match &scope.options.domain {
-            Some(d) => name
-                .strip_suffix(d.as_str())
-                .and_then(|n| n.strip_suffix('.'))
-                .unwrap_or(name),
-            None => name,
-        };
-        let ips: Vec<Ipv4Addr> = scope
-            .endpoints
-            .iter()
-            .filter(|(_, names)| names.iter().any(|n| n == local))
-            .map(|(ip, _)| *ip)
-            .collect();
+        let ips = scope.find(name);
         if !ips.is_empty() {
             Lookup::Found(ips)
-        } else if local != name || !name.contains('.') {
+        } else if scope.local(name) != name || !name.contains('.') {
             Lookup::NoSuchName
         } else if scope.options.no_forward {
             Lookup::Refuse
@@ -133,10 +212,56 @@ impl Records {
         }
     }
 
+    /// [`Records::lookup`] for a query from `source`: a name unknown on the network asked is
+    /// also looked for on the other networks of the container `source` belongs to.
+    pub fn lookup_from(&self, listen: Ipv4Addr, source: Ipv4Addr, name: &str) -> Lookup {
+        let first = self.lookup(listen, name);
+        if matches!(first, Lookup::Found(_)) {
+            return first;
+        }
+        let name = name.trim_end_matches('.');
+        for scope in self.sibling_scopes(listen, source) {
+            let ips = scope.find(name);
+            if !ips.is_empty() {
+                return Lookup::Found(ips);
+            }
+        }
+        first
+    }
+
+    /// The other scopes the container at `source` (on the network of `listen`) is on, in a
+    /// fixed order (by listening address).
+    fn sibling_scopes(&self, listen: Ipv4Addr, source: Ipv4Addr) -> Vec<&Scope> {
+        let container = self
+            .scopes
+            .get(&listen)
+            .and_then(|s| s.endpoints.get(&source))
+            .and_then(|e| e.container.as_deref());
+        let Some(container) = container else {
+            return Vec::new();
+        };
+        let mut others: Vec<(&Ipv4Addr, &Scope)> = self
+            .scopes
+            .iter()
+            .filter(|(l, s)| **l != listen && s.has_container(container))
+            .collect();
+        others.sort_by_key(|(l, _)| **l);
+        others.into_iter().map(|(_, s)| s).collect()
+    }
+
     /// The canonical name of an endpoint address in the scope of `listen`.
     pub fn reverse(&self, listen: Ipv4Addr, ip: Ipv4Addr) -> Option<&str> {
         let scope = self.scopes.get(&listen)?;
-        scope.endpoints.get(&ip)?.first().map(String::as_str)
+        scope.endpoints.get(&ip)?.names.first().map(String::as_str)
+    }
+
+    /// [`Records::reverse`] over the asking container's networks too.
+    pub fn reverse_from(&self, listen: Ipv4Addr, source: Ipv4Addr, ip: Ipv4Addr) -> Option<&str> {
+        self.reverse(listen, ip).or_else(|| {
+            self.sibling_scopes(listen, source)
+                .into_iter()
+                .find_map(|s| s.endpoints.get(&ip)?.names.first().map(String::as_str))
+        })
     }
 
     /// Whether the network of `listen` forwards names it does not know.
@@ -207,6 +332,7 @@ mod tests {
             ScopeOptions {
                 domain: Some("MyNet.".into()),
                 no_forward: true,
+                subnet: None,
             },
         );
         r.set_endpoint(NET1, WEB, &["web"]);
@@ -215,6 +341,49 @@ mod tests {
         assert_eq!(r.lookup(NET1, "example.com"), Lookup::Refuse);
         assert!(!r.forwards(NET1));
         assert!(r.forwards(NET2));
+    }
+
+    #[test]
+    fn a_container_on_two_networks_sees_both() {
+        let mut r = Records::new();
+        let (app1, app2) = (Ipv4Addr::new(10, 0, 0, 5), Ipv4Addr::new(10, 0, 1, 5));
+        let db = Ipv4Addr::new(10, 0, 1, 6);
+        r.set_container_endpoint(NET1, app1, "c-app", &["app"]);
+        r.set_container_endpoint(NET2, app2, "c-app", &["app"]);
+        r.set_container_endpoint(NET2, db, "c-db", &["db"]);
+        r.set_container_endpoint(NET1, WEB, "c-web", &["web"]);
+        // app asks NET1's gateway for db, which is only on NET2: found through app's NET2 leg.
+        assert_eq!(r.lookup_from(NET1, app1, "db"), Lookup::Found(vec![db]));
+        assert_eq!(r.reverse_from(NET1, app1, db), Some("db"));
+        // web is not on NET2: it does not see db.
+        assert_eq!(r.lookup_from(NET1, WEB, "db"), Lookup::NoSuchName);
+        assert_eq!(r.reverse_from(NET1, WEB, db), None);
+        // The network asked comes first.
+        assert_eq!(r.lookup_from(NET2, app2, "app"), Lookup::Found(vec![app2]));
+        r.remove_container("c-app");
+        assert_eq!(r.lookup_from(NET1, app1, "db"), Lookup::NoSuchName);
+        assert_eq!(r.lookup(NET2, "app"), Lookup::NoSuchName);
+    }
+
+    #[test]
+    fn subnets_limit_who_is_answered() {
+        let mut r = Records::new();
+        r.add_network(
+            NET1,
+            ScopeOptions {
+                subnet: Some((Ipv4Addr::new(10, 0, 0, 0), 24)),
+                ..ScopeOptions::default()
+            },
+        );
+        assert!(r.admits(NET1, WEB));
+        assert!(!r.admits(NET1, Ipv4Addr::new(10, 0, 1, 2)));
+        assert!(
+            r.admits(NET2, Ipv4Addr::new(192, 168, 0, 1)),
+            "no scope: no limit"
+        );
+        assert!(in_subnet(WEB, (Ipv4Addr::UNSPECIFIED, 0)));
+        assert!(in_subnet(WEB, (WEB, 32)));
+        assert!(!in_subnet(WEB, (NET1, 32)));
     }
 
     #[test]

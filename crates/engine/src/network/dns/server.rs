@@ -205,7 +205,7 @@ async fn udp_loop(shared: Arc<Shared>, sock: UdpSocket, local: Ipv4Addr) {
             continue;
         }
         let msg = &buf[..n];
-        match shared.step(local, msg) {
+        match shared.step(local, peer.ip(), msg) {
             Step::Reply(r) => {
                 let _ = sock.send_to(&r, peer).await;
             }
@@ -246,7 +246,7 @@ async fn tcp_loop(shared: Arc<Shared>, listener: TcpListener, local: Ipv4Addr) {
         let Ok(permit) = shared.tcp_connections.clone().try_acquire_owned() else {
             continue; // dropping the stream closes it
         };
-        conns.spawn(serve_tcp(shared.clone(), stream, local, permit));
+        conns.spawn(serve_tcp(shared.clone(), stream, local, peer.ip(), permit));
     }
 }
 
@@ -255,11 +255,12 @@ async fn serve_tcp(
     shared: Arc<Shared>,
     mut stream: TcpStream,
     local: Ipv4Addr,
+    peer: IpAddr,
     _permit: OwnedSemaphorePermit,
 ) {
     let idle = shared.config.tcp_idle;
     while let Ok(Some(msg)) = tokio::time::timeout(idle, read_framed(&mut stream)).await {
-        let reply = match shared.step(local, &msg) {
+        let reply = match shared.step(local, peer, &msg) {
             Step::Reply(r) => r,
             Step::Drop => return,
             Step::Relay(q) => match shared.forwards.clone().try_acquire_owned() {
@@ -296,7 +297,11 @@ impl Shared {
     }
 
     /// Reads a message and answers it from the table, or says it must be relayed.
-    fn step(&self, local: Ipv4Addr, msg: &[u8]) -> Step {
+    fn step(&self, local: Ipv4Addr, source: IpAddr, msg: &[u8]) -> Step {
+        let source = match source {
+            IpAddr::V4(ip) => ip,
+            IpAddr::V6(ip) => ip.to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED),
+        };
         let q = match wire::parse_query(msg) {
             Ok(q) => q,
             Err(WireError::Junk) => return Step::Drop,
@@ -305,7 +310,12 @@ impl Shared {
             }
         };
         let records = read(&self.records);
-        match answer(&records, local, &q) {
+        let decision = if records.admits(local, source) {
+            answer(&records, local, source, &q)
+        } else {
+            Some((wire::RCODE_REFUSED, Vec::new()))
+        };
+        match decision {
             Some((rcode, answers)) => Step::Reply(
                 Response {
                     query: &q,
@@ -350,7 +360,12 @@ impl Shared {
 }
 
 /// The table's answer to a query: rcode and records, or `None` to relay it.
-fn answer(records: &Records, local: Ipv4Addr, q: &Query) -> Option<(u8, Vec<RData>)> {
+fn answer(
+    records: &Records,
+    local: Ipv4Addr,
+    source: Ipv4Addr,
+    q: &Query,
+) -> Option<(u8, Vec<RData>)> {
     let forwards = records.forwards(local);
     let not_ours = || {
         if forwards {
@@ -365,12 +380,14 @@ fn answer(records: &Records, local: Ipv4Addr, q: &Query) -> Option<(u8, Vec<RDat
     }
     let key = qs.key();
     if qs.qtype == wire::TYPE_PTR {
-        if let Some(name) = parse_reverse(&key).and_then(|ip| records.reverse(local, ip)) {
+        if let Some(name) =
+            parse_reverse(&key).and_then(|ip| records.reverse_from(local, source, ip))
+        {
             return Some((wire::RCODE_NOERROR, vec![RData::Ptr(name.to_string())]));
         }
         return not_ours();
     }
-    match records.lookup(local, &key) {
+    match records.lookup_from(local, source, &key) {
         Lookup::Found(mut ips) => {
             if !matches!(qs.qtype, wire::TYPE_A | wire::TYPE_ANY) {
                 // A name we know, of a type we have none of (AAAA: no IPv6): NODATA.
@@ -446,7 +463,7 @@ mod tests {
 
     fn ask(r: &Records, name: &str, qtype: u16) -> Option<(u8, Vec<RData>)> {
         let q = wire::parse_query(&wire::build_query(7, name, qtype, None)).unwrap();
-        answer(r, NET, &q)
+        answer(r, NET, WEB, &q)
     }
 
     #[test]
@@ -477,8 +494,8 @@ mod tests {
         r.add_network(
             NET,
             ScopeOptions {
-                domain: None,
                 no_forward: true,
+                ..ScopeOptions::default()
             },
         );
         assert_eq!(

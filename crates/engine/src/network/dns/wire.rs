@@ -314,6 +314,25 @@ pub fn truncate(resp: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Whether a reply carries the same question as the query (names compared without case):
+/// a relayed answer to some other question is not passed on.
+pub fn same_question(query: &[u8], reply: &[u8]) -> bool {
+    let question = |m: &[u8]| {
+        if u16_at(m, 4)? != 1 {
+            return None;
+        }
+        let (labels, pos) = read_name(m, HEADER_LEN)?;
+        let labels: Vec<Vec<u8>> = labels.iter().map(|l| l.to_ascii_lowercase()).collect();
+        Some((labels, u16_at(m, pos)?, u16_at(m, pos + 2)?))
+    };
+    matches!((question(query), question(reply)), (Some(a), Some(b)) if a == b)
+}
+
+/// A message's response code (0 for anything too short to have one).
+pub fn rcode(msg: &[u8]) -> u8 {
+    message_flags(msg).map_or(0, |f| (f & 0xF) as u8)
+}
+
 /// Whether a message has TC set.
 pub fn is_truncated(msg: &[u8]) -> bool {
     message_flags(msg).is_some_and(|f| f & FLAG_TC != 0)
