@@ -133,6 +133,9 @@ pub struct CreateFlags {
     /// Pull image before running ("always", "missing", "never").
     #[arg(long, default_value = "missing", value_parser = ["always", "missing", "never"])]
     pub pull: String,
+    /// Write the container ID to the file.
+    #[arg(long)]
+    pub cidfile: Option<String>,
     /// Set platform if server is multi-platform capable.
     #[arg(long)]
     pub platform: Option<String>,

@@ -237,6 +237,35 @@ async fn create_pulling(
     flags: &CreateFlags,
     req: gorae_engine::types::CreateRequest,
 ) -> Result<String> {
+    // --cidfile: docker refuses an existing file before it creates anything, and removes
+    // the file it made if the create fails.
+    let cidfile = match &flags.cidfile {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .map_err(|e| anyhow::anyhow!("failed to create the container ID file: {e}"))?;
+            Some((file, path))
+        }
+        None => None,
+    };
+    let result = create_request(client, flags, req).await;
+    match (&result, cidfile) {
+        (Ok(id), Some((mut file, _))) => file.write_all(id.as_bytes())?,
+        (Err(_), Some((_, path))) => {
+            let _ = std::fs::remove_file(path);
+        }
+        _ => {}
+    }
+    result
+}
+
+async fn create_request(
+    client: &Client,
+    flags: &CreateFlags,
+    req: gorae_engine::types::CreateRequest,
+) -> Result<String> {
     let mut params = Vec::new();
     if let Some(name) = &flags.name {
         params.push(("name", name.clone()));
