@@ -519,3 +519,97 @@ fn masquerade_source_preservation_isolation_and_internal_networks() {
     });
     lab.remove_all();
 }
+
+fn mounts_at(path: &Path) -> usize {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let path = path.canonicalize().unwrap();
+    info.lines()
+        .filter(|l| l.split(' ').nth(4) == path.to_str())
+        .count()
+}
+
+#[test]
+fn namespace_dir_is_prepared_once_and_removal_reaches_copied_mount_namespaces() {
+    let mut lab = Lab::new();
+    netns::prepare_dir(&lab.ns_dir).unwrap();
+    assert_eq!(mounts_at(&lab.ns_dir), 1);
+    let ns = lab.netns("a");
+    // A mount namespace copied from ours as a container's would be (slave): our umount
+    // propagates into it, so it does not keep the namespace alive.
+    let mut child = Command::new("unshare")
+        .args(["--mount", "--propagation", "slave", "--", "sleep", "60"])
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let exe = format!("/proc/{pid}/exe");
+    let started = (0..1000).any(|_| {
+        std::thread::sleep(Duration::from_millis(10));
+        std::fs::read_link(&exe).is_ok_and(|p| p.ends_with("sleep"))
+    });
+    let child_mounts = || std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
+    let path = ns.canonicalize().unwrap();
+    let path = path.to_str().unwrap().to_string();
+    let seen_before = started && child_mounts().contains(&path);
+    netns::remove(&ns).unwrap();
+    let seen_after = child_mounts().contains(&path);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(seen_before, "the copied namespace lacks {path}");
+    assert!(!seen_after, "{path} still mounted in the copied namespace");
+    lab.remove_all();
+}
+
+#[test]
+fn links_move_rename_and_a_failed_attach_leaves_nothing() {
+    let mut lab = Lab::new();
+    let ns = lab.netns("a");
+    let ns2 = ns.clone();
+    let (host_end, peer) = (unique("gtv"), unique("gtp"));
+    let (h, p) = (host_end.clone(), peer.clone());
+    lab.in_host(move || {
+        let mut nl = Netlink::open().unwrap();
+        nl.add_veth(&h, &p, None).unwrap();
+        assert!(nl.link_index(&p).unwrap().is_some());
+        let file = std::fs::File::open(&ns2).unwrap();
+        nl.move_to_netns(&p, std::os::fd::AsFd::as_fd(&file))
+            .unwrap();
+        assert_eq!(nl.link_index(&p).unwrap(), None);
+        // Endpoint on a bridge that does not exist: an error naming it, no veth left.
+        let ep = Endpoint {
+            bridge: "gtnobridge",
+            host_ifname: "gtfailed0",
+            netns: &ns2,
+            address: Ipv4Addr::new(10, 220, 0, 2),
+            prefix: 24,
+            gateway: None,
+        };
+        let err = bridge::attach(&mut nl, &ep).unwrap_err().to_string();
+        assert!(err.contains("gtnobridge"), "{err}");
+        assert_eq!(nl.link_index("gtfailed0").unwrap(), None);
+    });
+    let mut inner = Netlink::open_in(&ns).unwrap();
+    assert_eq!(
+        inner.link_index("eth0").unwrap(),
+        None,
+        "failed attach left eth0"
+    );
+    inner.rename(&peer, "eth1").unwrap();
+    inner.set_up("eth1").unwrap();
+    inner.set_down("eth1").unwrap();
+    inner.add_veth("gtx0", "gtx1", None).unwrap();
+    let err = inner.rename("gtx0", "eth1").unwrap_err().to_string();
+    assert!(
+        err.contains("rename to eth1 gtx0") && err.contains("EEXIST"),
+        "{err}"
+    );
+    assert!(inner.delete_link("gtx1").unwrap());
+    inner.rename("eth1", "eth2").unwrap();
+    assert_eq!(inner.link_index("eth1").unwrap(), None);
+    assert!(inner.link_index("eth2").unwrap().is_some());
+    // Deleting one end deletes the pair, across namespaces.
+    assert!(inner.delete_link("eth2").unwrap());
+    let gone = lab.in_host(move || Netlink::open().unwrap().link_index(&host_end).unwrap());
+    assert_eq!(gone, None);
+    drop(inner);
+    lab.remove_all();
+}

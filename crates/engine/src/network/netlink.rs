@@ -153,7 +153,7 @@ impl Netlink {
         })
     }
 
-    /// Renames `name` to `new_name` (the link must be down).
+    /// Renames `name` to `new_name` (older kernels refuse it while the link is up: set it down).
     pub fn rename(&mut self, name: &str, new_name: &str) -> Result<()> {
         let new_name = checked_name(new_name)?;
         self.set_link(name, &format!("rename to {new_name}"), |msg| {
