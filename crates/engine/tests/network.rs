@@ -501,6 +501,18 @@ fn masquerade_source_preservation_isolation_and_internal_networks() {
     assert!(ping(&d, n3.gateway().unwrap()));
     // c's own network still goes out.
     assert!(ping(&c, out_ip));
+    // Another network's published port is reachable through the host (masqueraded onto a's
+    // bridge, as docker's proxy would), but not from an internal network.
+    let seen = ask_from(&c, SocketAddr::from((host_up, 9090))).unwrap();
+    assert_eq!(seen, n1.gateway().unwrap().to_string());
+    let blocked = netns::run_in(&d, move || {
+        TcpStream::connect_timeout(&SocketAddr::from((host_up, 9090)), Duration::from_secs(1))
+    })
+    .unwrap();
+    assert!(
+        blocked.is_err(),
+        "internal network reached a published port"
+    );
 
     for (ns, port) in [(&outside, 7000), (&a, 90), (&c, 90)] {
         let _ = netns::run_in(ns, move || {

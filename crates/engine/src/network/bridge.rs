@@ -98,6 +98,14 @@ pub fn detach(nl: &mut Netlink, host_ifname: &str) -> Result<bool> {
     nl.delete_link(host_ifname)
 }
 
+/// The host end's name for an endpoint `key` (e.g. container id + network id): `vg` and 13
+/// hex digits of its SHA-256 (15 bytes, the most an interface name may have).
+pub fn veth_name(key: &str) -> String {
+    use sha2::Digest as _;
+    let digest = hex::encode(sha2::Sha256::digest(key.as_bytes()));
+    format!("vg{}", &digest[..13])
+}
+
 /// Brings up `lo` in a namespace that gets no endpoint (`--network none`).
 pub fn loopback_up(netns: &Path) -> Result<()> {
     Netlink::open_in(netns)?.set_up("lo")
@@ -111,4 +119,18 @@ fn write_sysctl(key: &str, value: &str) -> Result<()> {
         return Ok(());
     }
     std::fs::write(&path, value).map_err(|e| Error::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn veth_names_fit_and_differ() {
+        let a = veth_name("c1/n1");
+        assert_eq!(a.len(), super::super::netlink::MAX_IFNAME);
+        assert!(a.starts_with("vg"));
+        assert_eq!(a, veth_name("c1/n1"));
+        assert_ne!(a, veth_name("c1/n2"));
+    }
 }

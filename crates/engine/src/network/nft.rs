@@ -15,8 +15,10 @@
 //! - hairpin: a container reaching a published port is masqueraded onto the bridge so the
 //!   reply comes back through the NAT; likewise the host's 127.0.0.0/8 sources (which also
 //!   need `route_localnet` on the bridge, set by `bridge.rs`);
-//! - isolation: no forwarding between two of our bridges; an internal network forwards
-//!   nothing to or from other interfaces.
+//! - isolation: no forwarding between two of our bridges, except connections to a published
+//!   port (a container reaching another network's published port through the host, as with
+//!   docker's userland proxy); an internal network forwards nothing to or from other
+//!   interfaces.
 
 use std::io::Write as _;
 use std::net::Ipv4Addr;
@@ -51,7 +53,7 @@ impl Proto {
     }
 }
 
-/// A published port: traffic to `host_ip` (any local address when None) on `host_port`
+/// A published port: traffic to `host_ip` (any local address when None or 0.0.0.0) on `host_port`
 /// goes to `container_ip:container_port`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortMapping {
@@ -95,10 +97,10 @@ impl Ruleset {
              \tchain ports {\n",
         );
         for p in &self.ports {
-            let daddr = p
-                .host_ip
-                .map(|ip| format!("ip daddr {ip} "))
-                .unwrap_or_default();
+            let daddr = match p.host_ip {
+                Some(ip) if !ip.is_unspecified() => format!("ip daddr {ip} "),
+                _ => String::new(),
+            };
             s.push_str(&format!(
                 "\t\t{daddr}{proto} dport {} dnat to {}:{}\n",
                 p.host_port,
@@ -123,12 +125,23 @@ impl Ruleset {
         s.push_str("\t}\n");
     }
 
+    /// Internal networks first (nothing in or out, published or not), then connections to
+    /// published ports pass between bridges (what docker's userland proxy gives), then the
+    /// isolation of bridges from each other.
     fn render_forward(&self, s: &mut String) {
         s.push_str(
             "\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n",
         );
-        for n in &self.networks {
+        for n in self.networks.iter().filter(|n| n.internal) {
             let br = quote(&n.bridge);
+            s.push_str(&format!(
+                "\t\tiifname {br} oifname != {br} drop\n\t\toifname {br} iifname != {br} drop\n"
+            ));
+        }
+        if self.networks.len() > 1 {
+            s.push_str("\t\tct status dnat accept\n");
+        }
+        for n in &self.networks {
             let others: Vec<String> = self
                 .networks
                 .iter()
@@ -137,13 +150,9 @@ impl Ruleset {
                 .collect();
             if !others.is_empty() {
                 s.push_str(&format!(
-                    "\t\tiifname {br} oifname {{ {} }} drop\n",
+                    "\t\tiifname {} oifname {{ {} }} drop\n",
+                    quote(&n.bridge),
                     others.join(", ")
-                ));
-            }
-            if n.internal {
-                s.push_str(&format!(
-                    "\t\tiifname {br} oifname != {br} drop\n\t\toifname {br} iifname != {br} drop\n"
                 ));
             }
         }
@@ -260,6 +269,13 @@ mod tests {
                     container_port: 80,
                 },
                 PortMapping {
+                    proto: Proto::Tcp,
+                    host_ip: Some(Ipv4Addr::UNSPECIFIED),
+                    host_port: 8443,
+                    container_ip: Ipv4Addr::new(172, 17, 0, 2),
+                    container_port: 443,
+                },
+                PortMapping {
                     proto: Proto::Udp,
                     host_ip: Some(Ipv4Addr::LOCALHOST),
                     host_port: 5353,
@@ -287,6 +303,7 @@ table ip gorae-test {
 \t}
 \tchain ports {
 \t\ttcp dport 8080 dnat to 172.17.0.2:80
+\t\ttcp dport 8443 dnat to 172.17.0.2:443
 \t\tip daddr 127.0.0.1 udp dport 5353 dnat to 172.17.0.3:53
 \t}
 \tchain postrouting {
@@ -299,10 +316,11 @@ table ip gorae-test {
 \t}
 \tchain forward {
 \t\ttype filter hook forward priority filter; policy accept;
-\t\tiifname \"gorae0\" oifname { \"gr-0123abcd\" } drop
-\t\tiifname \"gr-0123abcd\" oifname { \"gorae0\" } drop
 \t\tiifname \"gr-0123abcd\" oifname != \"gr-0123abcd\" drop
 \t\toifname \"gr-0123abcd\" iifname != \"gr-0123abcd\" drop
+\t\tct status dnat accept
+\t\tiifname \"gorae0\" oifname { \"gr-0123abcd\" } drop
+\t\tiifname \"gr-0123abcd\" oifname { \"gorae0\" } drop
 \t}
 }
 ";
