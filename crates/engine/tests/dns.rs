@@ -467,3 +467,94 @@ async fn busybox_nslookup() {
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(text.contains("NXDOMAIN"), "{text}");
 }
+
+#[tokio::test]
+async fn a_containers_own_resolvers_are_used_for_it() {
+    let host_up = fake_upstream(Mode::Failing).await;
+    let its_up = fake_upstream(Mode::Good).await;
+    let server = DnsServer::new(config(vec![host_up.addr]));
+    let net = listen(&server, [127, 0, 0, 34]).await;
+    let (app, other) = (Ipv4Addr::new(127, 0, 3, 5), Ipv4Addr::new(127, 0, 3, 6));
+    server.update(|r| {
+        r.set_endpoint(*net.ip(), app, &["app"]);
+        r.set_endpoint(*net.ip(), other, &["other"]);
+        assert!(r.set_endpoint_upstreams(*net.ip(), app, Some(vec![its_up.addr])));
+    });
+    let p = ask_from(app, net, "www.example.test").await;
+    assert_eq!((p.rcode, p.answers), (0, vec![a([192, 0, 2, 1])]));
+    assert_eq!(host_up.udp.load(Ordering::SeqCst), 0);
+    assert_eq!(ask_from(other, net, "www.example.test").await.rcode, 2);
+    assert_eq!(its_up.udp.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn relays_in_flight_are_bounded() {
+    // An upstream that reads and never answers, so the one relay allowed stays in flight.
+    let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let server = DnsServer::new(DnsConfig {
+        max_forwards: 1,
+        forward_timeout: Duration::from_secs(2),
+        ..config(vec![silent.local_addr().unwrap()])
+    });
+    let net = listen(&server, [127, 0, 0, 35]).await;
+    let q = wire::build_query(1, "a.test", 1, None);
+    let first = tokio::spawn(async move { udp_raw(net, &q).await });
+    let mut buf = [0u8; 512];
+    let (n, _) = silent.recv_from(&mut buf).await.unwrap();
+    assert_eq!(
+        wire::parse_query(&buf[..n]).unwrap().question.key(),
+        "a.test"
+    );
+    // The second finds no room: SERVFAIL at once, nothing sent upstream.
+    let p = udp_ask(net, "b.test", wire::TYPE_A, None).await;
+    assert_eq!(p.rcode, wire::RCODE_SERVFAIL);
+    let reply = first.await.unwrap().unwrap();
+    assert_eq!(wire::rcode(&reply), wire::RCODE_SERVFAIL);
+    // Only the first query ever reached the upstream.
+    let more = tokio::time::timeout(Duration::from_millis(200), silent.recv_from(&mut buf)).await;
+    assert!(more.is_err(), "a second relay was sent");
+}
+
+#[tokio::test]
+async fn tcp_connections_are_bounded_and_idle_ones_closed() {
+    let server = DnsServer::new(DnsConfig {
+        max_tcp_connections: 1,
+        tcp_idle: Duration::from_millis(300),
+        ..config(vec![])
+    });
+    let net = listen(&server, [127, 0, 0, 36]).await;
+    server.update(|r| r.set_endpoint(*net.ip(), WEB, &["web"]));
+    let mut first = TcpStream::connect(net).await.unwrap();
+    assert_eq!(
+        tcp_ask_on(&mut first, "web", 1).await.answers,
+        vec![RData::A(WEB)]
+    );
+    // The second connection is accepted by the kernel and closed by the server.
+    let mut second = TcpStream::connect(net).await.unwrap();
+    let mut byte = [0u8; 1];
+    assert_eq!(second.read(&mut byte).await.unwrap_or(0), 0);
+    // The first, left idle, is closed too; then there is room again.
+    assert_eq!(first.read(&mut byte).await.unwrap_or(0), 0);
+    let mut third = None;
+    for _ in 0..50 {
+        let mut s = TcpStream::connect(net).await.unwrap();
+        let q = wire::build_query(999, "web", 1, None);
+        let mut out = (q.len() as u16).to_be_bytes().to_vec();
+        out.extend_from_slice(&q);
+        let _ = s.write_all(&out).await;
+        let mut len = [0u8; 2];
+        if s.read_exact(&mut len).await.is_ok() {
+            third = Some(s);
+            break;
+        }
+        // The first's permit is given back as its task ends: try again shortly.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        third.is_some(),
+        "no room for a new connection after the idle one closed"
+    );
+    // Listening again on the same address is a no-op.
+    assert_eq!(server.listen(net).await.unwrap(), net);
+    assert_eq!(server.listening(), vec![net]);
+}

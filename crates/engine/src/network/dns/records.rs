@@ -10,7 +10,7 @@
 //! return.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 
 /// How one network's names behave.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -33,6 +33,8 @@ struct Endpoint {
     names: Vec<String>,
     /// The container the endpoint belongs to, linking its endpoints on several networks.
     container: Option<String>,
+    /// The container's own resolvers (`--dns`), asked instead of the host's.
+    upstreams: Option<Vec<SocketAddr>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -156,9 +158,43 @@ impl Records {
         if list.is_empty() {
             scope.endpoints.remove(&ip);
         } else {
+            let upstreams = scope.endpoints.remove(&ip).and_then(|e| e.upstreams);
             let names = list;
-            scope.endpoints.insert(ip, Endpoint { names, container });
+            let endpoint = Endpoint {
+                names,
+                container,
+                upstreams,
+            };
+            scope.endpoints.insert(ip, endpoint);
         }
+    }
+
+    /// Sets the resolvers the names an endpoint's container asks for are relayed to (docker's
+    /// `--dns` with the embedded server); `None` goes back to the server's. False if there is
+    /// no such endpoint.
+    pub fn set_endpoint_upstreams(
+        &mut self,
+        listen: Ipv4Addr,
+        ip: Ipv4Addr,
+        upstreams: Option<Vec<SocketAddr>>,
+    ) -> bool {
+        let endpoint = self
+            .scopes
+            .get_mut(&listen)
+            .and_then(|s| s.endpoints.get_mut(&ip));
+        match endpoint {
+            Some(e) => {
+                e.upstreams = upstreams;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The resolvers set for the endpoint at `source` on the network of `listen`.
+    pub fn upstreams_of(&self, listen: Ipv4Addr, source: Ipv4Addr) -> Option<&[SocketAddr]> {
+        let scope = self.scopes.get(&listen)?;
+        scope.endpoints.get(&source)?.upstreams.as_deref()
     }
 
     /// Removes an endpoint (a container leaving the network).

@@ -76,7 +76,8 @@ struct Shared {
 /// What to do with one message.
 enum Step {
     Reply(Vec<u8>),
-    Relay(Query),
+    /// Relay to these upstreams.
+    Relay(Query, Vec<SocketAddr>),
     Drop,
 }
 
@@ -101,6 +102,21 @@ impl DnsServer {
     /// picks, free for both). Returns the address bound. Must be called within a tokio
     /// runtime; the listeners run on it.
     pub async fn listen(&self, addr: SocketAddrV4) -> Result<SocketAddrV4> {
+        if addr.port() != 0 && lock(&self.listeners).contains_key(&addr) {
+            return Ok(addr);
+        }
+        // Port 0: the port the kernel gave UDP may be taken for TCP; try a few.
+        let mut attempts = if addr.port() == 0 { 8 } else { 1 };
+        loop {
+            attempts -= 1;
+            match self.bind(addr).await {
+                Err(_) if attempts > 0 => continue,
+                r => return r,
+            }
+        }
+    }
+
+    async fn bind(&self, addr: SocketAddrV4) -> Result<SocketAddrV4> {
         let bind_err = |proto: &str, e: std::io::Error| {
             Error::Internal(format!("dns: cannot listen on {addr} ({proto}): {e}"))
         };
@@ -119,10 +135,7 @@ impl DnsServer {
             tokio::spawn(udp_loop(self.shared.clone(), udp, local)),
             tokio::spawn(tcp_loop(self.shared.clone(), tcp, local)),
         ];
-        let old = lock(&self.listeners).insert(bound, handles);
-        if let Some(old) = old {
-            old.iter().for_each(JoinHandle::abort);
-        }
+        lock(&self.listeners).insert(bound, handles);
         write(&self.shared.own).push(bound);
         Ok(bound)
     }
@@ -210,14 +223,14 @@ async fn udp_loop(shared: Arc<Shared>, sock: UdpSocket, local: Ipv4Addr) {
                 let _ = sock.send_to(&r, peer).await;
             }
             Step::Drop => {}
-            Step::Relay(q) => {
+            Step::Relay(q, upstreams) => {
                 let Ok(permit) = shared.forwards.clone().try_acquire_owned() else {
                     let _ = sock.send_to(&servfail(&q), peer).await;
                     continue;
                 };
                 let (shared, sock, msg) = (shared.clone(), sock.clone(), msg.to_vec());
                 relays.spawn(async move {
-                    let reply = shared.relay(&msg, &q, permit, true).await;
+                    let reply = shared.relay(&msg, &q, &upstreams, permit, true).await;
                     let _ = sock.send_to(&reply, peer).await;
                 });
             }
@@ -263,8 +276,8 @@ async fn serve_tcp(
         let reply = match shared.step(local, peer, &msg) {
             Step::Reply(r) => r,
             Step::Drop => return,
-            Step::Relay(q) => match shared.forwards.clone().try_acquire_owned() {
-                Ok(permit) => shared.relay(&msg, &q, permit, false).await,
+            Step::Relay(q, upstreams) => match shared.forwards.clone().try_acquire_owned() {
+                Ok(permit) => shared.relay(&msg, &q, &upstreams, permit, false).await,
                 Err(_) => servfail(&q),
             },
         };
@@ -327,8 +340,27 @@ impl Shared {
                 }
                 .to_bytes(),
             ),
-            None => Step::Relay(q),
+            None => Step::Relay(q, self.upstreams_for(&records, local, source)),
         }
+    }
+
+    /// The container's own resolvers (`--dns`) if it has some, else the server's; never our
+    /// own listening addresses (a host resolv.conf naming a gateway would make a loop).
+    fn upstreams_for(
+        &self,
+        records: &Records,
+        local: Ipv4Addr,
+        source: Ipv4Addr,
+    ) -> Vec<SocketAddr> {
+        let own = read(&self.own);
+        let global = read(&self.upstreams);
+        records
+            .upstreams_of(local, source)
+            .unwrap_or(&global)
+            .iter()
+            .filter(|u| !matches!(u, SocketAddr::V4(a) if own.contains(a)))
+            .copied()
+            .collect()
     }
 
     /// Relays a query upstream; SERVFAIL when no one answers. For a UDP client an answer
@@ -337,19 +369,12 @@ impl Shared {
         &self,
         msg: &[u8],
         q: &Query,
+        upstreams: &[SocketAddr],
         _permit: OwnedSemaphorePermit,
         udp: bool,
     ) -> Vec<u8> {
-        let upstreams: Vec<SocketAddr> = {
-            let own = read(&self.own);
-            read(&self.upstreams)
-                .iter()
-                .filter(|u| !matches!(u, SocketAddr::V4(a) if own.contains(a)))
-                .copied()
-                .collect()
-        };
         let timeout = self.config.forward_timeout;
-        match forward::forward(msg, &upstreams, timeout).await {
+        match forward::forward(msg, upstreams, timeout).await {
             Some(r) if udp && r.len() > q.udp_limit() => {
                 wire::truncate(&r).unwrap_or_else(|| servfail(q))
             }
