@@ -292,7 +292,7 @@ fn version_info_pull_images_tag_save_load_rmi_and_df() {
     d.ok(&[
         "create",
         "--name",
-        "dfc",
+        "dfcount",
         "--network",
         "none",
         BUSYBOX,
@@ -1355,7 +1355,7 @@ fn ps_filters_rename_update_prune_history_and_push() {
         "run",
         "-d",
         "--name",
-        "b1",
+        "runner",
         "--network",
         "none",
         BUSYBOX,
@@ -1368,29 +1368,42 @@ fn ps_filters_rename_update_prune_history_and_push() {
         d.ok(&args)
     };
     assert_eq!(names(&["-a", "--filter", "status=exited"]), "done\n");
-    assert_eq!(names(&["--filter", "status=running"]), "b1\n");
-    assert_eq!(names(&["-a", "--filter", "name=b1"]), "b1\n");
-    assert_eq!(names(&["-n", "1"]), "b1\n", "-n 1: the last created");
-    assert_eq!(names(&["-a"]), "b1\ndone\n", "newest first");
+    assert_eq!(names(&["--filter", "status=running"]), "runner\n");
+    assert_eq!(names(&["-a", "--filter", "name=runner"]), "runner\n");
+    assert_eq!(names(&["-n", "1"]), "runner\n", "-n 1: the last created");
+    assert_eq!(names(&["-a"]), "runner\ndone\n", "newest first");
     let sizes = d.ok(&["ps", "-a", "-s", "--format", "{{.Size}}"]);
     assert!(
         sizes.lines().count() == 2 && sizes.lines().all(|l| l.contains('B')),
         "{sizes}"
     );
 
-    d.ok(&["rename", "b1", "b2"]);
-    assert_eq!(d.inspect("{{.Name}}", "b2"), "/b2");
-    let gone = d.fails(&["container", "inspect", "b1"]);
-    assert!(gone.contains("No such container: b1"), "{gone}");
+    d.ok(&["rename", "runner", "renamed"]);
+    assert_eq!(d.inspect("{{.Name}}", "renamed"), "/renamed");
+    let gone = d.fails(&["container", "inspect", "runner"]);
+    assert!(gone.contains("No such container: runner"), "{gone}");
 
-    let b2 = d.inspect("{{.Id}}", "b2");
+    let renamed_id = d.inspect("{{.Id}}", "renamed");
     assert_eq!(
-        d.ok(&["update", "--memory", "128m", "--memory-swap", "256m", "b2"]),
-        "b2\n"
+        d.ok(&[
+            "update",
+            "--memory",
+            "128m",
+            "--memory-swap",
+            "256m",
+            "renamed"
+        ]),
+        "renamed\n"
     );
-    assert_eq!(d.inspect("{{.HostConfig.Memory}}", "b2"), "134217728");
+    assert_eq!(d.inspect("{{.HostConfig.Memory}}", "renamed"), "134217728");
     assert_eq!(
-        cgroup_value(&d, &b2, "memory", "memory.limit_in_bytes", "memory.max"),
+        cgroup_value(
+            &d,
+            &renamed_id,
+            "memory",
+            "memory.limit_in_bytes",
+            "memory.max"
+        ),
         "134217728"
     );
 
@@ -1400,7 +1413,7 @@ fn ps_filters_rename_update_prune_history_and_push() {
         "{pruned}"
     );
     assert!(pruned.contains("Total reclaimed space:"), "{pruned}");
-    assert_eq!(names(&["-a"]), "b2\n");
+    assert_eq!(names(&["-a"]), "renamed\n");
 
     let history = d.ok(&["history", BUSYBOX]);
     let header = history.lines().next().unwrap_or_default();
