@@ -78,7 +78,8 @@ fn a(ip: [u8; 4]) -> RData {
     RData::A(Ipv4Addr::from(ip))
 }
 
-#[tokio::test]
+// The daemon's runtime is multi-threaded: run one test on such a runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn names_are_answered_per_network() {
     let server = DnsServer::new(config(vec![]));
     let net1 = listen(&server, [127, 0, 0, 21]).await;
@@ -557,4 +558,30 @@ async fn tcp_connections_are_bounded_and_idle_ones_closed() {
     // Listening again on the same address is a no-op.
     assert_eq!(server.listen(net).await.unwrap(), net);
     assert_eq!(server.listening(), vec![net]);
+}
+
+#[tokio::test]
+async fn a_large_service_is_truncated_over_udp_and_whole_over_tcp() {
+    let server = DnsServer::new(config(vec![]));
+    let net = listen(&server, [127, 0, 0, 37]).await;
+    server.update(|r| {
+        for i in 0..100u8 {
+            let name = format!("proj-web-{i}");
+            r.set_endpoint(
+                *net.ip(),
+                Ipv4Addr::new(10, 2, 0, i),
+                &[name.as_str(), "web"],
+            );
+        }
+    });
+    let p = udp_ask(net, "web", wire::TYPE_A, None).await;
+    assert!(p.truncated() && p.answers.len() < 100);
+    let p = udp_ask(net, "web", wire::TYPE_A, Some(4096)).await;
+    assert!(
+        p.truncated() && p.answers.len() < 100,
+        "our answers stay within 1232 bytes"
+    );
+    let p = tcp_ask(net, "web", wire::TYPE_A).await;
+    assert!(!p.truncated());
+    assert_eq!(p.answers.len(), 100);
 }

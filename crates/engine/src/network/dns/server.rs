@@ -218,7 +218,7 @@ async fn udp_loop(shared: Arc<Shared>, sock: UdpSocket, local: Ipv4Addr) {
             continue;
         }
         let msg = &buf[..n];
-        match shared.step(local, peer.ip(), msg) {
+        match shared.step(local, peer.ip(), msg, true) {
             Step::Reply(r) => {
                 let _ = sock.send_to(&r, peer).await;
             }
@@ -273,7 +273,10 @@ async fn serve_tcp(
 ) {
     let idle = shared.config.tcp_idle;
     while let Ok(Some(msg)) = tokio::time::timeout(idle, read_framed(&mut stream)).await {
-        let reply = match shared.step(local, peer, &msg) {
+        if !shared.admit(peer) {
+            return;
+        }
+        let reply = match shared.step(local, peer, &msg, false) {
             Step::Reply(r) => r,
             Step::Drop => return,
             Step::Relay(q, upstreams) => match shared.forwards.clone().try_acquire_owned() {
@@ -310,7 +313,8 @@ impl Shared {
     }
 
     /// Reads a message and answers it from the table, or says it must be relayed.
-    fn step(&self, local: Ipv4Addr, source: IpAddr, msg: &[u8]) -> Step {
+    /// `udp`: the answer must fit the client's UDP size (over TCP anything up to 64 KiB).
+    fn step(&self, local: Ipv4Addr, source: IpAddr, msg: &[u8], udp: bool) -> Step {
         let source = match source {
             IpAddr::V4(ip) => ip,
             IpAddr::V6(ip) => ip.to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED),
@@ -336,7 +340,11 @@ impl Shared {
                     authoritative: rcode != wire::RCODE_REFUSED,
                     answers: &answers,
                     ttl: self.config.ttl,
-                    limit: q.udp_limit().min(wire::OUR_EDNS_SIZE as usize),
+                    limit: if udp {
+                        q.udp_limit().min(wire::OUR_EDNS_SIZE as usize)
+                    } else {
+                        u16::MAX as usize
+                    },
                 }
                 .to_bytes(),
             ),
