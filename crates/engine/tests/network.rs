@@ -296,6 +296,7 @@ fn endpoints_talk_through_a_bridge_and_published_ports() {
                 bridge: &br,
                 host_ifname: veth,
                 netns: ns,
+                ifname: bridge::CONTAINER_IFNAME,
                 address: ip,
                 prefix: subnet.prefix(),
                 gateway: Some(gw),
@@ -348,6 +349,48 @@ fn endpoints_talk_through_a_bridge_and_published_ports() {
     assert!(ping(&ns_a, ip_b), "a cannot ping b");
     assert!(ping(&ns_b, ip_a), "b cannot ping a");
     assert!(ping(&ns_a, gw), "a cannot ping the gateway");
+
+    // A second network for b: eth1, no default route (the first network keeps it).
+    let second: Subnet = "10.205.0.0/24".parse().unwrap();
+    let (br2, veth_b2) = (format!("{bridge_name}x"), format!("{bridge_name}c"));
+    let (br, v, b) = (br2.clone(), veth_b2.clone(), ns_b.clone());
+    lab.in_host(move || {
+        let mut nl = Netlink::open().unwrap();
+        bridge::ensure_bridge(&mut nl, &br, second, second.gateway().unwrap()).unwrap();
+        let ep = Endpoint {
+            bridge: &br,
+            host_ifname: &v,
+            netns: &b,
+            ifname: "eth1",
+            address: Ipv4Addr::new(10, 205, 0, 2),
+            prefix: 24,
+            gateway: None,
+        };
+        bridge::attach(&mut nl, &ep).unwrap();
+    });
+    assert!(ping(&ns_b, second.gateway().unwrap()));
+    let route = netns::run_in(&ns_b, || {
+        std::fs::read_to_string("/proc/thread-self/net/route")
+    })
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        route
+            .lines()
+            .filter(|l| l.split_whitespace().nth(1) == Some("00000000"))
+            .count(),
+        1,
+        "{route}"
+    );
+    lab.in_host(move || {
+        let mut nl = Netlink::open().unwrap();
+        assert!(bridge::detach(&mut nl, &veth_b2).unwrap());
+        assert!(bridge::remove_bridge(&mut nl, &br2).unwrap());
+    });
+    let eth1 = netns::run_in(&ns_b, || Netlink::open()?.link_index("eth1"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(eth1, None);
 
     let listener = netns::run_in(&ns_a, || TcpListener::bind("0.0.0.0:80"))
         .unwrap()
@@ -404,6 +447,7 @@ fn network(nl: &mut Netlink, bridge: &str, subnet: Subnet, eps: &[(&str, &Path, 
             bridge,
             host_ifname: veth,
             netns: ns,
+            ifname: bridge::CONTAINER_IFNAME,
             address: *ip,
             prefix: subnet.prefix(),
             gateway: Some(gw),
@@ -591,6 +635,7 @@ fn links_move_rename_and_a_failed_attach_leaves_nothing() {
             bridge: "gtnobridge",
             host_ifname: "gtfailed0",
             netns: &ns2,
+            ifname: "eth0",
             address: Ipv4Addr::new(10, 220, 0, 2),
             prefix: 24,
             gateway: None,

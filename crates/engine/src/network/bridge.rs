@@ -15,7 +15,7 @@ use super::ipam::Subnet;
 use super::netlink::Netlink;
 use crate::error::{Error, Result};
 
-/// The name of a container's interface inside its namespace.
+/// The name of a container's first interface inside its namespace (then eth1, ...).
 pub const CONTAINER_IFNAME: &str = "eth0";
 
 /// Creates the bridge `name` if missing, gives it `gateway` in `subnet`, sets it up, and
@@ -58,20 +58,23 @@ pub struct Endpoint<'a> {
     pub bridge: &'a str,
     /// The host end of the veth pair (`vg<hash>`, at most 15 bytes).
     pub host_ifname: &'a str,
-    /// The namespace file the container end goes into as eth0.
+    /// The namespace file the container end goes into.
     pub netns: &'a Path,
+    /// The container end's name there (`eth0` for the first network, `eth1`...).
+    pub ifname: &'a str,
     pub address: Ipv4Addr,
     pub prefix: u8,
     /// The default route's gateway (the bridge's address); None: no default route.
     pub gateway: Option<Ipv4Addr>,
 }
 
-/// Creates the veth pair with its peer directly inside the namespace as eth0, enslaves the
-/// host end to the bridge, and configures lo, eth0, its address and default route there.
+/// Creates the veth pair with its peer directly inside the namespace (so the peer's name is
+/// never taken in the host's), enslaves the host end to the bridge, and configures lo, the
+/// peer, its address and default route there.
 /// On failure the pair is deleted again.
 pub fn attach(nl: &mut Netlink, ep: &Endpoint<'_>) -> Result<()> {
     let ns = File::open(ep.netns).map_err(|e| Error::io(ep.netns, e))?;
-    nl.add_veth(ep.host_ifname, CONTAINER_IFNAME, Some(ns.as_fd()))?;
+    nl.add_veth(ep.host_ifname, ep.ifname, Some(ns.as_fd()))?;
     let result = wire(nl, ep);
     if result.is_err() {
         let _ = nl.delete_link(ep.host_ifname);
@@ -84,15 +87,15 @@ fn wire(nl: &mut Netlink, ep: &Endpoint<'_>) -> Result<()> {
     nl.set_up(ep.host_ifname)?;
     let mut inner = Netlink::open_in(ep.netns)?;
     inner.set_up("lo")?;
-    inner.add_address(CONTAINER_IFNAME, ep.address, ep.prefix)?;
-    inner.set_up(CONTAINER_IFNAME)?;
+    inner.add_address(ep.ifname, ep.address, ep.prefix)?;
+    inner.set_up(ep.ifname)?;
     if let Some(gateway) = ep.gateway {
-        inner.add_default_route(CONTAINER_IFNAME, gateway)?;
+        inner.add_default_route(ep.ifname, gateway)?;
     }
     Ok(())
 }
 
-/// Deletes the endpoint's veth pair by its host end (the namespace's eth0 goes with it);
+/// Deletes the endpoint's veth pair by its host end (the container end goes with it);
 /// false if there was none.
 pub fn detach(nl: &mut Netlink, host_ifname: &str) -> Result<bool> {
     nl.delete_link(host_ifname)
