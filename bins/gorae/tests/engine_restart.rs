@@ -2,7 +2,9 @@
 //! 42 after a second; `kill -9` of `gorae daemon`; while it is down the monitors keep
 //! logging and the exit is recorded; a new daemon on the same root lists the 20 running
 //! (same pids), their logs consecutive with nothing lost, the exit code 42 reported by ps,
-//! inspect and wait; then they stop and are removed cleanly.
+//! inspect and wait; then they stop and are removed cleanly. And the exits of the gap are
+//! handled as docker would have: restart policies apply, --rm removes, unless-stopped
+//! containers stopped by hand stay stopped.
 //!
 //! Needs root and /usr/local/bin/docker; skipped without them.
 
@@ -183,5 +185,54 @@ fn twenty_containers_and_an_exit_survive_kill_9_of_the_daemon() {
     rm.push("exiter");
     d.ok(&rm);
     assert_eq!(d.ok(&["ps", "-aq"]).trim(), "");
+    d.shutdown_clean();
+}
+
+/// `docker run -d --name NAME --network none FLAGS... busybox sh -c SCRIPT`
+fn run_d(d: &Daemon, name: &str, flags: &[&str], script: &str) -> String {
+    let mut args = vec!["run", "-d", "--name", name, "--network", "none"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&[BUSYBOX, "sh", "-c", script]);
+    d.ok(&args).trim().to_string()
+}
+
+#[test]
+fn exits_while_the_daemon_is_down_follow_their_policies_when_it_is_back() {
+    let Some(mut d) = Daemon::start() else { return };
+    run_d(&d, "held", &["--restart", "unless-stopped"], "sleep 1000");
+    d.ok(&["stop", "-t", "1", "held"]);
+    run_d(&d, "retry", &["--restart", "on-failure"], "sleep 1; exit 3");
+    run_d(&d, "again", &["--restart", "always"], "sleep 1; exit 0");
+    run_d(&d, "once", &["--rm"], "sleep 1; exit 5");
+    run_d(&d, "plain", &[], "sleep 1; exit 6");
+
+    d.kill9();
+    std::thread::sleep(Duration::from_secs(2));
+    d.start_again();
+
+    wait_for("retry restarted after its exit 3", 60, || {
+        let n: u32 = d.inspect("{{.RestartCount}}", "retry").parse().ok()?;
+        (n >= 1).then_some(())
+    });
+    wait_for("again restarted after its exit 0", 60, || {
+        let n: u32 = d.inspect("{{.RestartCount}}", "again").parse().ok()?;
+        (n >= 1).then_some(())
+    });
+    wait_for("the --rm container removed", 60, || {
+        let out = d.docker(&["container", "inspect", "once"]);
+        (!out.status.success()).then_some(())
+    });
+    let gone = d.fails(&["container", "inspect", "once"]);
+    assert!(gone.contains("No such container: once"), "{gone}");
+    assert_eq!(
+        d.inspect("{{.State.Status}} {{.State.ExitCode}}", "plain"),
+        "exited 6"
+    );
+    assert_eq!(d.ok(&["wait", "plain"]).trim(), "6");
+    assert_eq!(
+        d.inspect("{{.State.Status}}", "held"),
+        "exited",
+        "unless-stopped, stopped by hand: not started with the daemon"
+    );
     d.shutdown_clean();
 }
