@@ -685,6 +685,62 @@ async fn privileged_runs_with_every_capability() {
     root.teardown(engine).await;
 }
 
+/// A command that is missing is 127, one that exists but cannot be executed 126 (docker's
+/// codes, which its CLI derives from the error text: "permission denied", "is a directory").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_start_tells_missing_from_not_executable() {
+    if !can_run() {
+        return;
+    }
+    let root = Root::new();
+    let engine = root.open().await;
+    let cases = [
+        (
+            "/etc/passwd",
+            126,
+            "exec: \"/etc/passwd\": permission denied",
+        ),
+        ("/etc", 126, "exec: \"/etc\": is a directory"),
+        ("/no/such", 127, "no such file or directory"),
+        ("nosuchcmd", 127, "executable file not found in $PATH"),
+    ];
+    for (cmd, code, text) in cases {
+        let id = create(&engine, None, request(&[cmd])).await;
+        let err = engine.start(&id).await.expect_err(cmd);
+        assert!(matches!(err, Error::InvalidParameter(_)), "{cmd}: {err}");
+        assert!(err.to_string().contains(text), "{cmd}: {err}");
+        let c = inspect(&engine, &id).await;
+        assert_eq!(c.state.exit_code, code, "{cmd}: {err}");
+        assert!(c.state.error.contains(text), "{cmd}: {}", c.state.error);
+        engine.remove(&id, false, false).await.expect("remove");
+    }
+    root.teardown(engine).await;
+}
+
+/// Before its first check a container's health is "starting" in inspect and ps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_is_starting_before_the_first_check() {
+    if !can_run() {
+        return;
+    }
+    let root = Root::new();
+    let engine = root.open().await;
+    let mut req = request(&["sleep", "1000"]);
+    req.config.healthcheck = Some(gorae_engine::types::HealthConfig {
+        test: Some(vec!["CMD".into(), "true".into()]),
+        interval: 3_600_000_000_000,
+        ..Default::default()
+    });
+    let id = create(&engine, None, req).await;
+    engine.start(&id).await.expect("start");
+    let health = inspect(&engine, &id).await.state.health.expect("health");
+    assert_eq!(health.status, "starting");
+    let list = engine.list(ListOptions::default()).await.expect("list");
+    let status = &list.iter().find(|c| c.id == id).expect("listed").status;
+    assert!(status.ends_with("(health: starting)"), "{status}");
+    root.teardown(engine).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_remove_happens_when_the_start_fails() {
     if !can_run() {
@@ -700,6 +756,21 @@ async fn auto_remove_happens_when_the_start_fails() {
         .await
         .expect("wait");
     assert!(engine.start(&id).await.is_err());
+    removed.await;
+    assert!(engine.inspect(&id, false).await.is_err());
+    // `docker run --rm nosuchcmd`: the same for a command looked up in PATH.
+    let mut req = request(&["nosuchcmd"]);
+    req.host_config.auto_remove = true;
+    let id = create(&engine, None, req).await;
+    let removed = engine
+        .wait(&id, WaitCondition::Removed)
+        .await
+        .expect("wait");
+    let err = engine.start(&id).await.expect_err("no such command");
+    assert!(
+        err.to_string().contains("executable file not found"),
+        "{err}"
+    );
     removed.await;
     assert!(engine.inspect(&id, false).await.is_err());
     root.teardown(engine).await;

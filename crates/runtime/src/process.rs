@@ -47,41 +47,64 @@ pub fn apply_rlimits(process: &Process) -> Result<()> {
 }
 
 /// The program to exec: args[0] itself when it has a slash, else looked up in the
-/// container's PATH (as runc and execvp do).
+/// container's PATH (as runc and execvp do). The errors read as runc's, since the engine and
+/// docker's CLI tell a missing command (127) from one that cannot run (126) by their text.
 pub fn find_program(process: &Process) -> Result<CString> {
     let args = process.args().as_deref().unwrap_or_default();
     let name = args
         .first()
         .ok_or_else(|| Error::Init("process.args is empty".into()))?;
-    let candidates: Vec<PathBuf> = if name.contains('/') {
-        vec![PathBuf::from(name)]
+    let found = if name.contains('/') {
+        check_program(Path::new(name))
+            .map_err(|why| Error::Init(format!("exec: {name:?}: {why}")))?
     } else {
-        let path_var = process
-            .env()
-            .as_deref()
-            .unwrap_or_default()
-            .iter()
-            .find_map(|e| e.strip_prefix("PATH="))
-            .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-        path_var
-            .split(':')
-            .filter(|d| !d.is_empty())
-            .map(|d| Path::new(d).join(name))
-            .collect()
+        search_path(process, name).ok_or_else(|| {
+            Error::Init(format!(
+                "exec: {name:?}: executable file not found in $PATH"
+            ))
+        })?
     };
-    for candidate in &candidates {
-        if let Ok(meta) = std::fs::metadata(candidate) {
-            use std::os::unix::fs::PermissionsExt;
-            if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
-                return CString::new(candidate.as_os_str().as_encoded_bytes()).map_err(|_| {
-                    Error::Init(format!("process.args[0] {name:?} contains a NUL byte"))
-                });
-            }
-        }
+    CString::new(found.into_os_string().into_encoded_bytes())
+        .map_err(|_| Error::Init(format!("process.args[0] {name:?} contains a NUL byte")))
+}
+
+/// The first executable regular file named `name` in the process's PATH; the others are
+/// skipped as execvp does.
+fn search_path(process: &Process, name: &str) -> Option<PathBuf> {
+    let path_var = process
+        .env()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    path_var
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join(name))
+        .find(|candidate| check_program(candidate).is_ok())
+}
+
+/// Why `path` cannot be executed, in runc's words: "stat <path>: no such file or directory",
+/// "is a directory", "permission denied".
+fn check_program(path: &Path) -> std::result::Result<PathBuf, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).map_err(|e| {
+        let errno = e.raw_os_error().map(nix::errno::Errno::from_raw);
+        let desc = match errno {
+            Some(nix::errno::Errno::ENOENT) => "no such file or directory".to_string(),
+            Some(n) => n.desc().to_ascii_lowercase(),
+            None => e.to_string(),
+        };
+        format!("stat {}: {desc}", path.display())
+    })?;
+    if meta.is_dir() {
+        Err("is a directory".into())
+    } else if meta.permissions().mode() & 0o111 == 0 {
+        Err("permission denied".into())
+    } else {
+        Ok(path.to_path_buf())
     }
-    Err(Error::Init(format!(
-        "exec: {name:?}: executable file not found in $PATH"
-    )))
 }
 
 pub fn set_credentials(process: &Process) -> Result<()> {
@@ -187,8 +210,15 @@ pub fn exec(process: &Process, program: &CString) -> Error {
             .iter()
             .map(to_c)
             .collect::<Result<_>>()?;
-        nix::unistd::execve(program, &args, &env)
-            .map_err(|e| Error::sys(format!("exec {program:?}"), e))
+        // runc's words ("exec format error", "permission denied"): the engine derives the
+        // exit code (126) from them.
+        nix::unistd::execve(program, &args, &env).map_err(|e| {
+            Error::Init(format!(
+                "exec: {:?}: {}",
+                program.to_string_lossy(),
+                e.desc().to_ascii_lowercase()
+            ))
+        })
     };
     match run() {
         Err(e) => e,

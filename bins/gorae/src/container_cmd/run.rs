@@ -115,7 +115,7 @@ fn start_failure(e: anyhow::Error) -> anyhow::Error {
         || text.contains("no such file or directory")
     {
         127
-    } else if text.contains("permission denied") {
+    } else if text.contains("permission denied") || text.contains("is a directory") {
         126
     } else {
         125

@@ -694,13 +694,16 @@ pub fn parse_signal(text: &str) -> Result<i32> {
     Err(Error::InvalidParameter(format!("Invalid signal: {text}")))
 }
 
-/// Docker's exit codes for a process that could not be started: 127 not found, 126 not
-/// executable, else 128.
+/// Docker's exit codes for a process that could not be started: 127 not found, 126 found but
+/// not executable (no exec bit, a directory, not a format the kernel runs), else 128.
 fn start_failure_code(msg: &str) -> i64 {
     let m = msg.to_ascii_lowercase();
     if m.contains("no such file") || m.contains("not found") {
         127
-    } else if m.contains("permission denied") {
+    } else if ["permission denied", "is a directory", "exec format error"]
+        .iter()
+        .any(|t| m.contains(t))
+    {
         126
     } else {
         128
@@ -794,6 +797,8 @@ mod tests {
             127
         );
         assert_eq!(start_failure_code("exec /x: permission denied"), 126);
+        assert_eq!(start_failure_code("exec: \"/etc\": is a directory"), 126);
+        assert_eq!(start_failure_code("exec: \"/x\": exec format error"), 126);
         assert_eq!(start_failure_code("cgroup: bad"), 128);
     }
 }
