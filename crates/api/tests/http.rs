@@ -414,6 +414,32 @@ fn keep_alive_survives_bad_requests() {
     assert_eq!(text.matches("HTTP/1.1 200").count(), 2, "{text}");
 }
 
+/// `docker cp` to a path that does not exist: the engine answers before it reads the upload.
+/// The server must read the rest of it, so the client's writes all succeed (no EPIPE), the
+/// error reaches it, and the connection stays usable.
+#[test]
+fn an_upload_refused_early_is_read_to_its_end_and_answered() {
+    let server = TestServer::start();
+    let mut s = server.connect();
+    let body = vec![0u8; 4 << 20];
+    let head = format!(
+        "PUT /containers/nosuch/archive?path=/nodir HTTP/1.1\r\nHost: d\r\n\
+         Content-Type: application/x-tar\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(&body).expect("the whole upload is read");
+    s.write_all(b"GET /_ping HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 404"), "{text}");
+    assert!(text.contains("No such container: nosuch"), "{text}");
+    assert_eq!(text.matches("HTTP/1.1 200").count(), 1, "{text}");
+    server.assert_alive();
+}
+
 /// The server side of a hijack before the engine can attach: the check fails with the
 /// engine's status, and the connection stays usable HTTP.
 #[test]

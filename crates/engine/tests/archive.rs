@@ -378,6 +378,37 @@ async fn engine_archive_on_stopped_and_running_containers() {
         err.to_string(),
         "Could not find the file /nope in container cp"
     );
+    // The target is checked before the upload is read: docker's 404 for `docker cp x
+    // ctr:/nodir/`.
+    let (_tx, unread) = tokio::sync::mpsc::channel(1);
+    let err = engine
+        .archive_put("cp", "/nodir", false, unread)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, gorae_engine::Error::NotFound(_)), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "Could not find the file /nodir in container cp"
+    );
+    // A bad upload is a 400 naming the problem in printable text (the tar reader quotes the
+    // header bytes it could not read).
+    let (tx, junk) = tokio::sync::mpsc::channel(1);
+    tx.try_send(bytes::Bytes::from(vec![0xf5u8; 2048])).unwrap();
+    drop(tx);
+    let err = engine
+        .archive_put("cp", "/tmp", false, junk)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, gorae_engine::Error::InvalidParameter(_)),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(text.starts_with("reading the archive: "), "{text}");
+    assert!(
+        text.chars().all(|c| c.is_ascii_graphic() || c == ' '),
+        "{text:?}"
+    );
     let err = engine
         .archive_put("cp", "/bin/busybox", false, tar_of("x", b""))
         .await

@@ -216,15 +216,16 @@ async fn archive_put(
     let no_overwrite = q.flag("noOverwriteDirNonDir");
     let (tx, rx) = mpsc::channel::<Bytes>(8);
     let mut incoming = req.into_body();
+    // When the engine stops reading early (no such path, a bad archive) the rest of the upload
+    // is read and dropped: answering and closing while the client still writes would leave it
+    // with EPIPE instead of the error.
     let pump = async move {
+        let mut engine_reads = true;
         while let Some(frame) = incoming.frame().await {
             let frame = frame
                 .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
-            if let Ok(data) = frame.into_data() {
-                if tx.send(data).await.is_err() {
-                    // The engine stopped reading: it has its answer.
-                    break;
-                }
+            if let (Ok(data), true) = (frame.into_data(), engine_reads) {
+                engine_reads = tx.send(data).await.is_ok();
             }
         }
         Ok::<(), ApiError>(())

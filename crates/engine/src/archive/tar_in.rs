@@ -48,8 +48,16 @@ pub fn extract(
     Ok(())
 }
 
+/// The tar reader quotes the header bytes it could not parse: a garbage upload would be echoed
+/// back raw, so only printable ASCII of a bounded length is kept.
 fn bad_tar(e: &std::io::Error) -> Error {
-    Error::InvalidParameter(format!("reading the archive: {e}"))
+    let text: String = e
+        .to_string()
+        .chars()
+        .filter(|c| c.is_ascii_graphic() || *c == ' ')
+        .take(200)
+        .collect();
+    Error::InvalidParameter(format!("reading the archive: {}", text.trim_end()))
 }
 
 struct Extractor<'a> {
