@@ -99,12 +99,14 @@ async fn serve(
         .await
         .with_context(|| format!("opening the engine on {}", root.display()))?;
     engine.images().set_insecure_registries(insecure_registries);
-    let server = Server::bind(&server_config, engine).await?;
+    let server = Server::bind(&server_config, engine.clone()).await?;
     eprintln!(
         "gorae daemon: API listening on {}",
         server.addresses().join(", ")
     );
     server.run(stop).await?;
+    // The empty cgroup parent dirs too, when no container of this engine runs on.
+    engine.release_cgroup_parent();
     log::info(format_args!("stopped"));
     Ok(())
 }

@@ -14,6 +14,7 @@
 //! process spawning, timers, channels), `tar` (archive endpoints), serde for the Docker model.
 
 pub mod archive;
+pub mod cgroup_parent;
 pub mod config;
 pub mod container;
 pub mod engine;

@@ -717,6 +717,36 @@ async fn a_failed_start_tells_missing_from_not_executable() {
     root.teardown(engine).await;
 }
 
+/// The engine's cgroup parent dirs in every hierarchy (v1 controllers, the unified one).
+fn parent_dirs(parent: &str) -> Vec<std::path::PathBuf> {
+    gorae_engine::cgroup_parent::parent_dirs(std::path::Path::new("/sys/fs/cgroup"), parent)
+        .into_iter()
+        .filter(|d| d.is_dir())
+        .collect()
+}
+
+/// A daemon that stops leaves its empty cgroup parent nowhere, but keeps it while one of its
+/// containers runs on (they outlive it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cgroup_parent_goes_when_nothing_runs_in_it() {
+    if !can_run() {
+        return;
+    }
+    let root = Root::new();
+    let engine = root.open().await;
+    let parent = root.config.cgroup_parent.clone();
+    let id = create(&engine, None, request(&["sleep", "1000"])).await;
+    engine.start(&id).await.expect("start");
+    assert!(!parent_dirs(&parent).is_empty(), "no {parent} dir");
+    engine.release_cgroup_parent();
+    let kept = parent_dirs(&parent);
+    assert!(kept.iter().all(|d| d.join(&id).is_dir()), "{kept:?}");
+    engine.remove(&id, true, false).await.expect("remove");
+    engine.release_cgroup_parent();
+    assert_eq!(parent_dirs(&parent), Vec::<std::path::PathBuf>::new());
+    root.teardown(engine).await;
+}
+
 /// Before its first check a container's health is "starting" in inspect and ps.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_is_starting_before_the_first_check() {
