@@ -105,6 +105,8 @@ async fn serve(
         server.addresses().join(", ")
     );
     server.run(stop).await?;
+    // Bridges and the firewall table go with the daemon unless containers still use them.
+    engine.shutdown_networks();
     // The empty cgroup parent dirs too, when no container of this engine runs on.
     engine.release_cgroup_parent();
     log::info(format_args!("stopped"));

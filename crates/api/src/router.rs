@@ -31,6 +31,18 @@ pub enum Route {
     ImageSave,
     ImagePrune,
     Image(String, ImageOp),
+    NetworkList,
+    NetworkCreate,
+    NetworkPrune,
+    Network(String, NetworkOp),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkOp {
+    Inspect,
+    Remove,
+    Connect,
+    Disconnect,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +94,7 @@ pub fn route(method: &Method, path: &str) -> Result<(Option<ApiVersion>, Route),
         Some(&"images") => image_route(method, &segs[1..]),
         Some(&"containers") => container_route(method, &segs[1..]),
         Some(&"exec") => exec_route(method, &segs[1..]),
+        Some(&"networks") => network_route(method, &segs[1..]),
         _ => system_route(method, &segs),
     };
     route
@@ -176,6 +189,21 @@ fn container_route(method: &Method, segs: &[&str]) -> Option<Route> {
         _ => return None,
     };
     (!route.0.is_empty()).then(|| Route::Container(route.0.to_string(), route.1))
+}
+
+fn network_route(method: &Method, segs: &[&str]) -> Option<Route> {
+    let op = match (method.as_str(), segs) {
+        ("GET", []) => return Some(Route::NetworkList),
+        ("POST", ["create"]) => return Some(Route::NetworkCreate),
+        ("POST", ["prune"]) => return Some(Route::NetworkPrune),
+        (_, ["", ..]) => return None,
+        ("GET", [_]) => NetworkOp::Inspect,
+        ("DELETE", [_]) => NetworkOp::Remove,
+        ("POST", [_, "connect"]) => NetworkOp::Connect,
+        ("POST", [_, "disconnect"]) => NetworkOp::Disconnect,
+        _ => return None,
+    };
+    Some(Route::Network(segs[0].to_string(), op))
 }
 
 fn exec_route(method: &Method, segs: &[&str]) -> Option<Route> {
@@ -355,6 +383,19 @@ mod tests {
             Route::Image("localhost:5000/a".into(), ImageOp::Inspect)
         );
         assert_eq!(r(Method::GET, "/images/json").unwrap(), Route::ImageList);
+        assert_eq!(
+            r(Method::GET, "/v1.50/networks").unwrap(),
+            Route::NetworkList
+        );
+        assert_eq!(
+            r(Method::POST, "/networks/n1/connect").unwrap(),
+            Route::Network("n1".into(), NetworkOp::Connect)
+        );
+        assert_eq!(
+            r(Method::DELETE, "/networks/n1").unwrap(),
+            Route::Network("n1".into(), NetworkOp::Remove)
+        );
+        assert!(r(Method::GET, "/networks//x").is_err());
         assert_eq!(r(Method::GET, "/images/get").unwrap(), Route::ImageSave);
         assert_eq!(
             r(Method::POST, "/images/create").unwrap(),

@@ -98,6 +98,8 @@ pub struct Engine {
     pub(crate) execs: crate::exec::Execs,
     pub(crate) containers: crate::container::Containers,
     pub(crate) events: crate::events::EventBus,
+    /// Networks, their bridges, firewall table and DNS (crate::network::manager).
+    pub(crate) networks: crate::network::manager::Networks,
     /// This engine, for the tasks it spawns (exit waiters, restarts): they hold it weakly,
     /// so dropping the engine releases the data root even while containers run.
     pub(crate) me: std::sync::Weak<Engine>,
@@ -136,12 +138,14 @@ impl Engine {
     pub async fn open(config: EngineConfig) -> Result<Arc<Engine>> {
         let lock = crate::container::restore::lock_root(&config)?;
         let store = Arc::new(gorae_image::Store::open(&config.root)?);
+        let networks = crate::network::manager::Networks::open(&config)?;
         let engine = Arc::new_cyclic(|me| Engine {
             config,
             images: crate::images::ImageService::new(store),
             execs: crate::exec::Execs::default(),
             containers: crate::container::Containers::default(),
             events: crate::events::EventBus::default(),
+            networks,
             me: me.clone(),
             _lock: lock,
         });
@@ -152,6 +156,7 @@ impl Engine {
             }
         });
         engine.restore().await?;
+        engine.network_reconcile().await;
         Ok(engine)
     }
 

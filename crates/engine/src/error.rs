@@ -12,6 +12,9 @@ pub enum Error {
     /// 409: a name in use, removing a running container, a container in the wrong state.
     #[error("{0}")]
     Conflict(String),
+    /// 403: what Docker forbids (removing a pre-defined network, an overlapping pool).
+    #[error("{0}")]
+    Forbidden(String),
     /// 400: a request that cannot be honoured as given.
     #[error("{0}")]
     InvalidParameter(String),
@@ -45,6 +48,7 @@ impl Error {
             Error::NotFound(_) => 404,
             Error::Conflict(_) => 409,
             Error::InvalidParameter(_) => 400,
+            Error::Forbidden(_) => 403,
             Error::NotModified(_) => 304,
             Error::NotImplemented(_) => 501,
             Error::Image(e) => image_status(e),

@@ -50,31 +50,31 @@ pub struct SpecInput<'a> {
 /// How the container's network is set up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Network {
-    /// Its own network namespace with only the loopback device.
+    /// Its own network namespace: only the loopback device, or the engine's namespace file.
     None,
     /// The host's network namespace.
     Host,
 }
 
-/// `NetworkMode`: only "none" and "host" until gorae has a bridge (issue 6). The docker CLI
-/// sends "default" or "bridge" when `--network` is not given; that is refused as clearly,
-/// never silently turned into something else.
+/// `NetworkMode`: "host" shares the host's namespace; every other mode gets a namespace of
+/// its own (the engine wires bridge and user networks, and gives the spec the path of the
+/// namespace file for them and for `container:X`; see crate::network::endpoints). Which
+/// networks exist is the engine's to check.
 pub fn network(host: &HostConfig) -> Result<Network> {
     match host.network_mode.as_str() {
-        "none" => Ok(Network::None),
         "host" => Ok(Network::Host),
-        "" | "default" | "bridge" => Err(Error::InvalidParameter(
-            "the bridge network is not available yet (gorae issue 6): \
-             run the container with --network none or --network host"
-                .into(),
-        )),
-        mode if mode.starts_with("container:") => Err(Error::NotImplemented(format!(
-            "network mode {mode:?} is not supported yet: use --network none or --network host"
-        ))),
-        other => Err(Error::NotFound(format!(
-            "network {other} not found: gorae has no user-defined networks yet (issue 6); \
-             use --network none or --network host"
-        ))),
+        _ => Ok(Network::None),
+    }
+}
+
+/// Joins the network namespace at `path` (the runtime then uses that namespace).
+pub fn set_netns_path(spec: &mut Value, path: &Path) {
+    if let Some(nss) = spec["linux"]["namespaces"].as_array_mut() {
+        for ns in nss.iter_mut() {
+            if ns["type"] == "network" {
+                ns["path"] = json!(path.display().to_string());
+            }
+        }
     }
 }
 

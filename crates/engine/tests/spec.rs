@@ -349,21 +349,14 @@ fn namespaces_follow_the_modes() {
     let s = build(&ContainerConfig::default(), &h);
     assert!(s.get("hostname").is_none());
     assert!(!namespaces(&s).contains(&"uts".to_string()));
-    for mode in ["", "default", "bridge"] {
+    // Bridge, user networks and container:X get a namespace of their own in the spec (the
+    // engine gives it the path of its namespace file when it starts the container).
+    for mode in ["", "default", "bridge", "mynet", "container:abc"] {
         let mut h = host();
         h.network_mode = mode.into();
-        let err = build_with(&ContainerConfig::default(), &h, None).unwrap_err();
-        assert!(matches!(err, Error::InvalidParameter(_)));
-        assert!(err
-            .to_string()
-            .contains("bridge network is not available yet"));
+        let s = build(&ContainerConfig::default(), &h);
+        assert!(namespaces(&s).contains(&"network".to_string()), "{mode}");
     }
-    let mut h = host();
-    h.network_mode = "mynet".into();
-    assert!(matches!(
-        build_with(&ContainerConfig::default(), &h, None),
-        Err(Error::NotFound(_))
-    ));
 }
 
 #[test]

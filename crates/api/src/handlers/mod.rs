@@ -6,6 +6,7 @@ mod containers;
 mod exec;
 mod hijack;
 mod images;
+mod networks;
 mod system;
 
 use std::sync::Arc;
@@ -53,5 +54,9 @@ async fn dispatch(
         Route::ImageSave => images::save(engine, q.all("names")).await,
         Route::ImagePrune => images::prune(engine, &q).await,
         Route::Image(name, op) => images::operate(engine, &name, op, &q, &req).await,
+        Route::NetworkList => Ok(body::json(200, &engine.network_list(q.filters()?).await?)),
+        Route::NetworkCreate => networks::create(engine, req).await,
+        Route::NetworkPrune => Ok(body::json(200, &engine.network_prune(q.filters()?).await?)),
+        Route::Network(id, op) => networks::operate(engine, &id, op, req).await,
     }
 }

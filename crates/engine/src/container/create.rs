@@ -21,7 +21,7 @@ impl Engine {
         let CreateRequest {
             mut config,
             mut host_config,
-            ..
+            networking_config,
         } = req;
         if config.image.is_empty() {
             return Err(Error::InvalidParameter("No image specified".into()));
@@ -44,6 +44,8 @@ impl Engine {
         );
         let (path, args) = merge::command(&config)?;
         crate::health::validate(&config)?;
+        let net_plan =
+            self.network_plan(&mut config, &mut host_config, networking_config.as_ref())?;
         let id = new_id()?;
         config.hostname = spec::hostname(&config, &host_config, &id);
         let dir = self.config().container_dir(&id);
@@ -80,7 +82,8 @@ impl Engine {
             host_config,
             state: State::default(),
         };
-        if let Err(e) = self.create_files(&record, &image_config) {
+        let files = self.create_files(&record, &image_config);
+        if let Err(e) = files.and_then(|()| net_plan.save(&dir)) {
             self.containers.release_name(&name, &id);
             let _ = self.images().store().snapshots.remove(&id);
             let _ = std::fs::remove_dir_all(&dir);

@@ -80,6 +80,7 @@ impl Engine {
                 Ok(())
             }
             Err(e) => {
+                self.network_down(c);
                 self.unmount_rootfs(c);
                 let _ = std::fs::remove_dir_all(self.config().monitor_dir(&c.id));
                 let msg = e.to_string();
@@ -125,13 +126,21 @@ impl Engine {
             cgroup_parent: &self.config().cgroup_parent,
             runtime: &self.config().runtime,
         })?;
+        let netns = self.network_up(c, &rec).await?;
         let json = gorae_runtime::specgen::to_json(&spec)
+            .map(|mut v| {
+                if let Some(path) = &netns {
+                    spec::set_netns_path(&mut v, path);
+                }
+                v
+            })
             .and_then(|v| serde_json::to_vec_pretty(&v))
             .map_err(|e| Error::Internal(format!("spec of {}: {e}", c.id)))?;
         let config_json = bundle.join("config.json");
         std::fs::write(&config_json, json).at(&config_json)?;
         let hostname = spec::hostname(&rec.config, &rec.host_config, &c.id);
         spec::write_etc_files(&c.dir, &hostname, &rec.host_config)?;
+        self.network_etc_files(c, &rec, &hostname)?;
         let dir = self.config().monitor_dir(&c.id);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).at(&dir)?;
@@ -221,6 +230,7 @@ impl Engine {
     /// Unmounts the root, removes the monitor dir, and deletes the runtime's container if
     /// the monitor did not (it was killed).
     pub(crate) async fn cleanup_after_exit(&self, c: &Arc<Container>) {
+        self.network_down(c);
         self.unmount_rootfs(c);
         let _ = std::fs::remove_dir_all(self.config().monitor_dir(&c.id));
         if self.config().runtime_root().join(&c.id).exists() {

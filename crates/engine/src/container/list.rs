@@ -55,7 +55,7 @@ impl Engine {
             exec_ids: (!exec_ids.is_empty()).then_some(exec_ids),
             graph_driver: self.graph_driver(&c),
             mounts: mount_points(&rec),
-            network_settings: network_settings(&rec),
+            network_settings: self.network_settings_json(&rec),
             host_config: rec.host_config,
             config: rec.config,
             size_rw,
@@ -111,6 +111,8 @@ impl Engine {
                 break;
             }
             let mut summary = summary(&rec, health.as_deref(), now);
+            summary.ports = self.summary_ports(&rec);
+            summary.network_settings = json!({"Networks": self.summary_networks(&rec)});
             if opts.size {
                 let (rw, root) = self.sizes(&rec.id);
                 summary.size_rw = Some(rw);
@@ -211,16 +213,6 @@ fn networks(rec: &Record) -> Value {
         "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
         "DriverOpts": null, "DNSNames": null
     }})
-}
-
-fn network_settings(rec: &Record) -> Value {
-    json!({
-        "Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {}, "HairpinMode": false,
-        "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
-        "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null, "EndpointID": "",
-        "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
-        "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "", "Networks": networks(rec)
-    })
 }
 
 fn mount_points(rec: &Record) -> Vec<MountPoint> {

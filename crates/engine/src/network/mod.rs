@@ -9,7 +9,9 @@
 
 pub mod bridge;
 pub mod dns;
+pub mod endpoints;
 pub mod ipam;
+pub mod manager;
 pub mod netlink;
 pub mod netns;
 pub mod nft;
