@@ -100,6 +100,8 @@ pub struct Engine {
     pub(crate) events: crate::events::EventBus,
     /// Networks, their bridges, firewall table and DNS (crate::network::manager).
     pub(crate) networks: crate::network::manager::Networks,
+    /// The local driver's volumes (`<root>/volumes`).
+    pub(crate) volumes: crate::volumes::VolumeStore,
     /// This engine, for the tasks it spawns (exit waiters, restarts): they hold it weakly,
     /// so dropping the engine releases the data root even while containers run.
     pub(crate) me: std::sync::Weak<Engine>,
@@ -139,6 +141,7 @@ impl Engine {
         let lock = crate::container::restore::lock_root(&config)?;
         let store = Arc::new(gorae_image::Store::open(&config.root)?);
         let networks = crate::network::manager::Networks::open(&config)?;
+        let volumes = crate::volumes::VolumeStore::new(config.root.join("volumes"));
         let engine = Arc::new_cyclic(|me| Engine {
             config,
             images: crate::images::ImageService::new(store),
@@ -146,6 +149,7 @@ impl Engine {
             containers: crate::container::Containers::default(),
             events: crate::events::EventBus::default(),
             networks,
+            volumes,
             me: me.clone(),
             _lock: lock,
         });

@@ -33,6 +33,7 @@ pub mod stats;
 pub mod supervisor;
 pub mod top;
 pub mod types;
+pub mod volumes;
 
 pub use config::EngineConfig;
 pub use engine::Engine;

@@ -525,7 +525,14 @@ fn mounts(input: &SpecInput<'_>, defaults: &Value) -> Result<Vec<Value>> {
         ));
     }
     for bind in host.binds.iter().flatten() {
-        list.push(parse_bind(bind)?.to_json());
+        let bind = parse_bind(bind)?;
+        if bind.is_volume() {
+            return Err(Error::Internal(format!(
+                "volume {:?} at {} was not resolved to its directory",
+                bind.source, bind.destination
+            )));
+        }
+        list.push(bind.to_json());
     }
     for m in host.mounts.iter().flatten() {
         list.push(mount_json(m)?);
@@ -568,6 +575,12 @@ pub struct Bind {
 }
 
 impl Bind {
+    /// A named volume (`name:/path`): the engine resolves it to the volume's directory
+    /// before the spec is built (crate::volumes::spec_host).
+    pub fn is_volume(&self) -> bool {
+        !self.source.starts_with('/')
+    }
+
     fn to_json(&self) -> Value {
         let mut opts = vec!["rbind", self.propagation.as_str()];
         opts.push(if self.read_only { "ro" } else { "rw" });
@@ -585,11 +598,6 @@ pub fn parse_bind(spec: &str) -> Result<Bind> {
     };
     if !destination.starts_with('/') || source.is_empty() {
         return Err(invalid());
-    }
-    if !source.starts_with('/') {
-        return Err(Error::NotImplemented(format!(
-            "named volumes are not supported yet: '{spec}' (bind a host path instead)"
-        )));
     }
     let mut bind = Bind {
         source: source.to_string(),
@@ -660,8 +668,12 @@ fn mount_json(m: &Mount) -> Result<Value> {
                 json!({"destination": m.target, "type": "tmpfs", "source": "tmpfs", "options": opts}),
             )
         }
-        "volume" | "npipe" | "cluster" | "image" => Err(Error::NotImplemented(format!(
-            "mounts of type {:?} are not supported yet (bind and tmpfs are)",
+        "volume" => Err(Error::Internal(format!(
+            "the volume at {} was not resolved to its directory",
+            m.target
+        ))),
+        "npipe" | "cluster" | "image" => Err(Error::NotImplemented(format!(
+            "mounts of type {:?} are not supported yet (bind, volume and tmpfs are)",
             m.kind
         ))),
         other => Err(Error::InvalidParameter(format!(

@@ -246,7 +246,7 @@ fn mounts_binds_tmpfs_and_etc_files() {
     assert!(pos("/dev") < pos("/dev/shm") && pos("/sys") < pos("/sys/fs/cgroup"));
 
     for (bad, kind) in [
-        ("relative:/x", "NotImplemented"),
+        ("relative:/x", "Internal"),
         ("/x:relative", "InvalidParameter"),
         ("/a:/b:/c:/d", "InvalidParameter"),
         ("/a:/b:bogus", "InvalidParameter"),

@@ -49,10 +49,11 @@ impl Engine {
         let id = new_id()?;
         config.hostname = spec::hostname(&config, &host_config, &id);
         let dir = self.config().container_dir(&id);
+        let planned = crate::volumes::plan(&config, &host_config)?;
         spec::validate(&SpecInput {
             id: &id,
             config: &config,
-            host: &host_config,
+            host: &crate::volumes::spec_host(&host_config, &[]),
             path: &path,
             args: &args,
             rootfs: None,
@@ -65,6 +66,15 @@ impl Engine {
             None => self.random_name()?,
         };
         self.containers.reserve_name(&name, &id)?;
+        // Held until the container is registered: its volumes cannot be removed meanwhile.
+        let volume_lock = self.volumes.lock();
+        let (volumes, new_volumes) = match self.claim_volumes(&planned) {
+            Ok(v) => v,
+            Err(e) => {
+                self.containers.release_name(&name, &id);
+                return Err(e);
+            }
+        };
         let record = Record {
             id: id.clone(),
             name: name.clone(),
@@ -81,16 +91,31 @@ impl Engine {
             config,
             host_config,
             state: State::default(),
+            volumes,
         };
         let files = self.create_files(&record, &image_config);
         if let Err(e) = files.and_then(|()| net_plan.save(&dir)) {
+            self.drop_volumes_locked(&new_volumes);
             self.containers.release_name(&name, &id);
             let _ = self.images().store().snapshots.remove(&id);
             let _ = std::fs::remove_dir_all(&dir);
             return Err(e);
         }
         let container = Container::new(record, dir);
+        // Nothing can start it before create answers (the lock is free), but the copy-up
+        // mounts its root: a start must not.
+        let op = container.op.clone().try_lock_owned().ok();
         self.containers.insert(container.clone());
+        drop(volume_lock);
+        self.announce_volumes(&new_volumes);
+        if let Err(e) = self.copy_up_volumes(&container).await {
+            drop(op);
+            let rec = container.record();
+            let _ = self.destroy(&container);
+            self.remove_anonymous_volumes(&rec);
+            return Err(e);
+        }
+        drop(op);
         self.emit_container(&container, "create", &[]);
         Ok(CreateResponse {
             id,

@@ -52,8 +52,10 @@ impl Engine {
         let started = self.start_locked(&c).await;
         if started.is_err() && c.record().host_config.auto_remove {
             // As Docker: `run --rm` waits for the removal, which must come even so.
-            if let Err(e) = self.destroy(&c) {
-                logging::warn(&format!("container {}: auto-remove: {e}", c.id));
+            let rec = c.record();
+            match self.destroy(&c) {
+                Ok(()) => self.remove_anonymous_volumes(&rec),
+                Err(e) => logging::warn(&format!("container {}: auto-remove: {e}", c.id)),
             }
         }
         started
@@ -109,7 +111,9 @@ impl Engine {
         if !rec.config.working_dir.is_empty() {
             spec::ensure_dir_in(&rootfs, &rec.config.working_dir)?;
         }
-        for bind in rec.host_config.binds.iter().flatten() {
+        // Named and anonymous volumes become binds of their directories.
+        let host = crate::volumes::spec_host(&rec.host_config, &self.volume_binds(&rec));
+        for bind in host.binds.iter().flatten() {
             let bind = spec::parse_bind(bind)?;
             if !Path::new(&bind.source).exists() {
                 std::fs::create_dir_all(&bind.source).at(&bind.source)?;
@@ -118,7 +122,7 @@ impl Engine {
         let spec = spec::build(&SpecInput {
             id: &c.id,
             config: &rec.config,
-            host: &rec.host_config,
+            host: &host,
             path: &rec.path,
             args: &rec.args,
             rootfs: Some(&rootfs),
@@ -252,7 +256,8 @@ impl Engine {
         if host.auto_remove {
             let id = c.id.clone();
             tokio::spawn(async move {
-                if let Err(e) = engine.remove_container(&id, true, false).await {
+                // Docker's --rm takes the anonymous volumes with the container.
+                if let Err(e) = engine.remove_container(&id, true, true).await {
                     if !matches!(e, Error::NotFound(_)) {
                         logging::warn(&format!("container {id}: auto-remove: {e}"));
                     }
@@ -476,7 +481,7 @@ impl Engine {
         &self,
         id: &str,
         force: bool,
-        _volumes: bool,
+        volumes: bool,
     ) -> Result<()> {
         let c = self.containers.get(id)?;
         let _op = c.op.lock().await;
@@ -516,7 +521,11 @@ impl Engine {
             _ => lock(&c.restart).generation += 1,
         }
         let _ = c.update(|r| r.state.status = Status::Removing);
-        self.destroy(&c)
+        self.destroy(&c)?;
+        if volumes {
+            self.remove_anonymous_volumes(&rec);
+        }
+        Ok(())
     }
 
     /// Removes a stopped container's files, snapshot and record.

@@ -218,7 +218,7 @@ fn networks(rec: &Record) -> Value {
 fn mount_points(rec: &Record) -> Vec<MountPoint> {
     let mut out = Vec::new();
     for bind in rec.host_config.binds.iter().flatten() {
-        if let Ok(b) = spec::parse_bind(bind) {
+        if let Some(b) = spec::parse_bind(bind).ok().filter(|b| !b.is_volume()) {
             out.push(MountPoint {
                 kind: "bind".into(),
                 source: b.source,
@@ -231,6 +231,9 @@ fn mount_points(rec: &Record) -> Vec<MountPoint> {
         }
     }
     for m in rec.host_config.mounts.iter().flatten() {
+        if m.kind == "volume" {
+            continue;
+        }
         let propagation = m
             .bind_options
             .as_ref()
@@ -245,6 +248,18 @@ fn mount_points(rec: &Record) -> Vec<MountPoint> {
             rw: !m.read_only,
             propagation: propagation.into(),
             ..Default::default()
+        });
+    }
+    for v in &rec.volumes {
+        out.push(MountPoint {
+            kind: "volume".into(),
+            name: Some(v.name.clone()),
+            source: v.source.clone(),
+            destination: v.destination.clone(),
+            driver: Some("local".into()),
+            mode: v.mode.clone(),
+            rw: !v.read_only,
+            propagation: String::new(),
         });
     }
     out

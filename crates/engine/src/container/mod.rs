@@ -97,6 +97,9 @@ pub struct Record {
     pub host_config: HostConfig,
     #[serde(default)]
     pub state: State,
+    /// The volumes it mounts (crate::volumes), chosen at create.
+    #[serde(default)]
+    pub volumes: Vec<crate::volumes::VolumeMount>,
 }
 
 impl Record {
@@ -326,6 +329,7 @@ mod tests {
             config: ContainerConfig::default(),
             host_config: HostConfig::default(),
             state: State::default(),
+            volumes: Vec::new(),
         }
     }
 

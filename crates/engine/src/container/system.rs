@@ -94,7 +94,7 @@ impl Engine {
             "Images": image_ids.len(),
             "Driver": "overlay2",
             "DriverStatus": [["Backing Filesystem", "overlay"], ["Supports d_type", "true"]],
-            "Plugins": {"Volume": [], "Network": ["host", "null"], "Authorization": null,
+            "Plugins": {"Volume": ["local"], "Network": ["host", "null"], "Authorization": null,
                         "Log": ["json-file", "none"]},
             "MemoryLimit": true, "SwapLimit": true, "CpuCfsPeriod": true, "CpuCfsQuota": true,
             "CPUShares": true, "CPUSet": true, "PidsLimit": true, "OomKillDisable": cgroup_version() == "1",
@@ -178,7 +178,7 @@ impl Engine {
             "LayersSize": layers_size,
             "Images": images,
             "Containers": containers,
-            "Volumes": [],
+            "Volumes": self.volume_usage(),
             "BuildCache": []
         }))
     }
