@@ -230,6 +230,24 @@ mod tests {
         drop(tx);
     }
 
+    /// A wait left behind by `docker run -d` must not hold the daemon's stop until its
+    /// container exits.
+    #[tokio::test]
+    async fn a_late_body_ends_at_shutdown() {
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let body = Body::late(Box::pin(std::future::pending::<Bytes>())).until(stop);
+        let collecting = tokio::spawn(body.collect());
+        tokio::task::yield_now().await;
+        stop_tx.send(true).unwrap();
+        let collected = tokio::time::timeout(std::time::Duration::from_secs(20), collecting)
+            .await
+            .expect("the body ended")
+            .unwrap()
+            .unwrap()
+            .to_bytes();
+        assert!(collected.is_empty());
+    }
+
     #[tokio::test]
     async fn late_body_is_one_chunk() {
         let body = Body::late(Box::pin(async { Bytes::from_static(b"{}\n") }));

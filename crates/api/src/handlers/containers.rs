@@ -70,7 +70,7 @@ pub async fn operate(
             engine.kill(id, signal(q)).await?;
             done
         }
-        Wait => wait(engine, id, q).await?,
+        Wait => wait(engine, id, q, stop).await?,
         Remove => {
             engine.remove(id, q.flag("force"), q.flag("v")).await?;
             done
@@ -131,8 +131,10 @@ fn signal(q: &Query) -> Option<String> {
 }
 
 /// The 200 and its headers go out as soon as the container is known to exist; the body
-/// follows when the wait is over (`docker run` starts the container only after that).
-async fn wait(engine: &Arc<Engine>, id: &str, q: &Query) -> Result<Resp, ApiError> {
+/// follows when the wait is over (`docker run` starts the container only after that). A
+/// daemon that stops ends it (`docker run -d` leaves its wait behind: it must not hold up
+/// the stop until the container exits).
+async fn wait(engine: &Arc<Engine>, id: &str, q: &Query, stop: Shutdown) -> Result<Resp, ApiError> {
     let condition = match q.get("condition").unwrap_or("") {
         "" | "not-running" => WaitCondition::NotRunning,
         "next-exit" => WaitCondition::NextExit,
@@ -145,7 +147,11 @@ async fn wait(engine: &Arc<Engine>, id: &str, q: &Query) -> Result<Resp, ApiErro
     };
     let waiting = engine.wait(id, condition).await?;
     let late = Box::pin(async move { body::json_bytes(&waiting.await) });
-    Ok(body::with_type(200, "application/json", Body::late(late)))
+    Ok(body::with_type(
+        200,
+        "application/json",
+        Body::late(late).until(stop),
+    ))
 }
 
 async fn logs(engine: &Arc<Engine>, id: &str, q: &Query, stop: Shutdown) -> Result<Resp, ApiError> {
