@@ -7,7 +7,8 @@ use clap::{Args, Parser, Subcommand};
 use gorae_image::{DataRoot, Store};
 
 use crate::{
-    archive_cmd, container_cmd, daemon_cmd, images_cmd, registry_cmd, system_cmd, transfer_cmd,
+    archive_cmd, container_cmd, daemon_cmd, images_cmd, network_cmd, registry_cmd, system_cmd,
+    transfer_cmd,
 };
 
 #[derive(Parser)]
@@ -82,6 +83,9 @@ pub enum Command {
     Containers(container_cmd::Command),
     #[command(flatten)]
     System(system_cmd::Command),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(network_cmd::NetworkCommand),
     /// Run the engine: serve the Docker Engine API until SIGTERM or SIGINT.
     Daemon(daemon_cmd::DaemonArgs),
 }
@@ -143,6 +147,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Registry(c) => registry_cmd::dispatch(g, c),
         Command::Containers(c) => container_cmd::dispatch(g, c),
         Command::System(c) => system_cmd::dispatch(g, c),
+        Command::Network(c) => network_cmd::dispatch(g, c),
         Command::Daemon(a) => daemon_cmd::run(g, a),
     }
 }

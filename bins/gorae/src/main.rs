@@ -15,6 +15,7 @@ mod container_cmd;
 mod daemon_cmd;
 mod format;
 mod images_cmd;
+mod network_cmd;
 mod registry_cmd;
 mod system_cmd;
 mod transfer_cmd;

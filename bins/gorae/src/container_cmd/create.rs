@@ -96,6 +96,12 @@ pub struct CreateFlags {
     /// Connect a container to a network (none, host, bridge).
     #[arg(long, alias = "net")]
     pub network: Option<String>,
+    /// Add network-scoped alias for the container.
+    #[arg(long = "network-alias", alias = "net-alias")]
+    pub network_alias: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104).
+    #[arg(long)]
+    pub ip: Option<String>,
     /// Command to run to check health.
     #[arg(long)]
     pub health_cmd: Option<String>,
@@ -275,6 +281,7 @@ impl CreateFlags {
         self.host_config(&mut req)?;
         self.more_host_config(&mut req)?;
         self.ports(&mut req)?;
+        self.endpoint(&mut req);
         Ok(req)
     }
 
@@ -409,6 +416,26 @@ impl CreateFlags {
     }
 
     /// `-p`, `-P`, `--expose`: ExposedPorts and PortBindings.
+    /// `--network-alias`, `--ip`: the endpoint settings of the `--network` network.
+    fn endpoint(&self, req: &mut CreateRequest) {
+        if self.network_alias.is_empty() && self.ip.is_none() {
+            return;
+        }
+        let mut endpoint = serde_json::json!({});
+        if !self.network_alias.is_empty() {
+            endpoint["Aliases"] = serde_json::json!(self.network_alias);
+        }
+        if let Some(ip) = &self.ip {
+            endpoint["IPAMConfig"] = serde_json::json!({ "IPv4Address": ip });
+        }
+        let network = match self.network.as_deref() {
+            None | Some("") => "default",
+            Some(n) => n,
+        };
+        req.networking_config =
+            Some(serde_json::json!({ "EndpointsConfig": { network: endpoint } }));
+    }
+
     fn ports(&self, req: &mut CreateRequest) -> Result<()> {
         let mut exposed = BTreeMap::new();
         let mut bindings: BTreeMap<String, Option<Vec<PortBinding>>> = BTreeMap::new();
