@@ -8,7 +8,7 @@ use gorae_image::{DataRoot, Store};
 
 use crate::{
     archive_cmd, container_cmd, daemon_cmd, images_cmd, network_cmd, registry_cmd, system_cmd,
-    transfer_cmd,
+    transfer_cmd, volume_cmd,
 };
 
 #[derive(Parser)]
@@ -83,6 +83,9 @@ pub enum Command {
     Containers(container_cmd::Command),
     #[command(flatten)]
     System(system_cmd::Command),
+    /// Manage volumes.
+    #[command(subcommand)]
+    Volume(volume_cmd::VolumeCommand),
     /// Manage networks.
     #[command(subcommand)]
     Network(network_cmd::NetworkCommand),
@@ -147,6 +150,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Registry(c) => registry_cmd::dispatch(g, c),
         Command::Containers(c) => container_cmd::dispatch(g, c),
         Command::System(c) => system_cmd::dispatch(g, c),
+        Command::Volume(c) => volume_cmd::dispatch(g, c),
         Command::Network(c) => network_cmd::dispatch(g, c),
         Command::Daemon(a) => daemon_cmd::run(g, a),
     }

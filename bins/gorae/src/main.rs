@@ -19,6 +19,7 @@ mod network_cmd;
 mod registry_cmd;
 mod system_cmd;
 mod transfer_cmd;
+mod volume_cmd;
 
 use std::process::ExitCode;
 

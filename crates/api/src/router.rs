@@ -25,6 +25,11 @@ pub enum Route {
     ExecStart(String),
     ExecResize(String),
     ExecInspect(String),
+    VolumeList,
+    VolumeCreate,
+    VolumePrune,
+    VolumeInspect(String),
+    VolumeRemove(String),
     ImageCreate,
     ImageList,
     ImageLoad,
@@ -91,6 +96,7 @@ pub fn route(method: &Method, path: &str) -> Result<(Option<ApiVersion>, Route),
     };
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
     let route = match segs.first() {
+        Some(&"volumes") => volume_route(method, &segs[1..]),
         Some(&"images") => image_route(method, &segs[1..]),
         Some(&"containers") => container_route(method, &segs[1..]),
         Some(&"exec") => exec_route(method, &segs[1..]),
@@ -214,6 +220,19 @@ fn exec_route(method: &Method, segs: &[&str]) -> Option<Route> {
         ("GET", [id, "json"]) => Some(Route::ExecInspect(id.to_string())),
         _ => None,
     }
+}
+
+/// `create` and `prune` are POSTs; a volume may be called "create" (GET /volumes/create).
+fn volume_route(method: &Method, segs: &[&str]) -> Option<Route> {
+    Some(match (method.as_str(), segs) {
+        ("GET", []) => Route::VolumeList,
+        ("POST", ["create"]) => Route::VolumeCreate,
+        ("POST", ["prune"]) => Route::VolumePrune,
+        (_, [""]) => return None,
+        ("GET", [name]) => Route::VolumeInspect(name.to_string()),
+        ("DELETE", [name]) => Route::VolumeRemove(name.to_string()),
+        _ => return None,
+    })
 }
 
 fn image_route(method: &Method, segs: &[&str]) -> Option<Route> {
@@ -348,6 +367,34 @@ mod tests {
             r(Method::GET, "/exec/e1/json").unwrap(),
             Route::ExecInspect("e1".into())
         );
+    }
+
+    #[test]
+    fn volume_routes() {
+        assert_eq!(r(Method::GET, "/v1.50/volumes").unwrap(), Route::VolumeList);
+        assert_eq!(
+            r(Method::POST, "/volumes/create").unwrap(),
+            Route::VolumeCreate
+        );
+        assert_eq!(
+            r(Method::POST, "/volumes/prune").unwrap(),
+            Route::VolumePrune
+        );
+        assert_eq!(
+            r(Method::GET, "/volumes/create").unwrap(),
+            Route::VolumeInspect("create".into())
+        );
+        assert_eq!(
+            r(Method::DELETE, "/volumes/v1").unwrap(),
+            Route::VolumeRemove("v1".into())
+        );
+        for (m, p) in [
+            (Method::GET, "/volumes/"),
+            (Method::POST, "/volumes/v1"),
+            (Method::GET, "/volumes/v1/json"),
+        ] {
+            assert_eq!(r(m.clone(), p).unwrap_err().status, 404, "{m} {p}");
+        }
     }
 
     #[test]

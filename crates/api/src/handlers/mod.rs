@@ -8,6 +8,7 @@ mod hijack;
 mod images;
 mod networks;
 mod system;
+mod volumes;
 
 use std::sync::Arc;
 
@@ -48,6 +49,14 @@ async fn dispatch(
         Route::ExecStart(id) => exec::start(engine, &id, req).await,
         Route::ExecResize(id) => exec::resize(engine, &id, &q).await,
         Route::ExecInspect(id) => Ok(body::json(200, &engine.exec_inspect(&id).await?)),
+        Route::VolumeList => Ok(body::json(200, &engine.volume_list(q.filters()?).await?)),
+        Route::VolumeCreate => volumes::create(engine, req).await,
+        Route::VolumePrune => volumes::prune(engine, &q, _version).await,
+        Route::VolumeInspect(name) => Ok(body::json(200, &engine.volume_inspect(&name).await?)),
+        Route::VolumeRemove(name) => {
+            engine.volume_remove(&name, q.flag("force")).await?;
+            Ok(body::no_content(204))
+        }
         Route::ImageCreate => images::create(engine, &q, &req).await,
         Route::ImageList => images::list(engine, &q).await,
         Route::ImageLoad => images::load(engine, &q, req).await,
