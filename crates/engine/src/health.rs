@@ -3,7 +3,9 @@
 //! start interval during the start period — and its status follows Docker's rules:
 //! "starting" until the first success, "healthy" after a success, "unhealthy" after
 //! `retries` failures in a row (failures in the start period do not count). The last five
-//! results are kept; each change of status is a `health_status: <status>` event.
+//! results are kept; each change of status is a `health_status: <status>` event. A container
+//! that is not running shows "unhealthy" (as Docker, whose checks stopping make it so) until
+//! its next start makes it "starting" again.
 
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -113,6 +115,18 @@ pub fn record(
         health.log.drain(..extra);
     }
     (health.status != before).then(|| health.status.clone())
+}
+
+/// `State.Health` as inspect and the `health` filter see it: the checks' status while the
+/// container runs (or is paused), "unhealthy" once it has stopped.
+pub(crate) fn shown(c: &Container, status: Status) -> Option<Health> {
+    let mut health = crate::container::lifecycle::lock(&c.health).clone();
+    if let Some(h) = health.as_mut() {
+        if !status.is_live() {
+            h.status = "unhealthy".into();
+        }
+    }
+    health
 }
 
 impl Engine {

@@ -742,7 +742,8 @@ async fn the_cgroup_parent_goes_when_nothing_runs_in_it() {
     root.teardown(engine).await;
 }
 
-/// Before its first check a container's health is "starting" in inspect and ps.
+/// Before its first check a container's health is "starting" in inspect and ps; once the
+/// container has stopped, "unhealthy".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_is_starting_before_the_first_check() {
     if !can_run() {
@@ -763,6 +764,29 @@ async fn health_is_starting_before_the_first_check() {
     let list = engine.list(ListOptions::default()).await.expect("list");
     let status = &list.iter().find(|c| c.id == id).expect("listed").status;
     assert!(status.ends_with("(health: starting)"), "{status}");
+    // Stopped, it shows "unhealthy" (as docker), also to the health filter.
+    engine.kill(&id, None).await.expect("kill");
+    engine
+        .wait(&id, WaitCondition::NotRunning)
+        .await
+        .expect("wait")
+        .await;
+    let health = inspect(&engine, &id).await.state.health.expect("health");
+    assert_eq!(health.status, "unhealthy");
+    let mut filters = gorae_engine::engine::Filters::new();
+    filters.insert("health".into(), vec!["unhealthy".into()]);
+    let list = engine
+        .list(ListOptions {
+            all: true,
+            filters,
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(
+        list.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        [id.as_str()]
+    );
     root.teardown(engine).await;
 }
 

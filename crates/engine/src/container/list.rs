@@ -26,7 +26,7 @@ impl Engine {
         let dir = &c.dir;
         let file = |name: &str| dir.join(name).to_string_lossy().into_owned();
         let exec_ids = self.execs.ids_of(&rec.id);
-        let health = crate::container::lifecycle::lock(&c.health).clone();
+        let health = crate::health::shown(&c, rec.state.status);
         Ok(ContainerInspect {
             id: rec.id.clone(),
             created: time::format_ns(rec.created_ns),
@@ -91,10 +91,9 @@ impl Engine {
             .all()
             .iter()
             .map(|c| {
-                let health = crate::container::lifecycle::lock(&c.health)
-                    .as_ref()
-                    .map(|h| h.status.clone());
-                (c.record(), health)
+                let rec = c.record();
+                let health = crate::health::shown(c, rec.state.status).map(|h| h.status);
+                (rec, health)
             })
             .collect();
         records.sort_by(|(a, _), (b, _)| b.created_ns.cmp(&a.created_ns).then(b.id.cmp(&a.id)));
