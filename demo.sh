@@ -4,7 +4,9 @@
 #  2. makes a busybox image from Debian's busybox-static with `gorae import`;
 #  3. starts gorae's own registry (`gorae registry serve`), pushes the image to it, removes
 #     it locally and pulls it back;
-#  4. mounts the pulled image read-only and runs a container on it with gorae-runc.
+#  4. mounts the pulled image read-only and runs a container on it with gorae-runc;
+#  5. starts `gorae daemon` on the demo's data root and runs containers through it: run --rm,
+#     run -d, ps, logs, exec, stop, rm — and `docker ps` against it when the docker CLI is there.
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/install-deps.sh
@@ -13,9 +15,20 @@ bin=$PWD/target/x86_64-unknown-linux-gnu/release
 
 work=$(mktemp -d /tmp/gorae-demo.XXXXXX)
 registry_pid=
+daemon_pid=
 cleanup() {
-    mountpoint -q "$work/bundle/rootfs" && "$bin/gorae" --root "$work/root" image unmount "$work/bundle/rootfs"
-    [[ -n $registry_pid ]] && kill "$registry_pid" 2>/dev/null && wait "$registry_pid" 2>/dev/null
+    if [[ -n $daemon_pid ]]; then
+        "$bin/gorae" --root "$work/root" rm -f demo-web >/dev/null 2>&1 || true
+        kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
+        # The engine's cgroup parent for this data root, empty once its containers are gone.
+        find /sys/fs/cgroup -maxdepth 3 -type d -name "gorae-$cgroup_hash" -exec rmdir {} + 2>/dev/null || true
+    fi
+    if mountpoint -q "$work/bundle/rootfs"; then
+        "$bin/gorae" --root "$work/root" image unmount "$work/bundle/rootfs"
+    fi
+    if [[ -n $registry_pid ]]; then
+        kill "$registry_pid" 2>/dev/null && wait "$registry_pid" 2>/dev/null
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -59,3 +72,30 @@ jq '.process.terminal = false | .root.readonly = true
     | .process.args = ["sh", "-c", "echo \"hello from $(hostname): pid $$, image rootfs:\"; ls /"]' \
     config.json >config.tmp && mv config.tmp config.json
 "$bin/gorae-runc" run "demo-$$"
+cd - >/dev/null
+"$bin/gorae" --root "$work/root" image unmount "$work/bundle/rootfs"
+
+echo "== gorae daemon, and containers through its Docker Engine API"
+cgroup_hash=$(printf '%s' "$work/root" | sha256sum | cut -c1-8)
+sock=$work/root/run/gorae.sock
+"$bin/gorae" daemon --root "$work/root" 2>"$work/daemon.log" &
+daemon_pid=$!
+for _ in $(seq 200); do
+    grep -q 'API listening' "$work/daemon.log" && break
+    sleep 0.05
+done
+grep 'API listening' "$work/daemon.log" || { cat "$work/daemon.log" >&2; exit 1; }
+gorae run --rm --network none "$image" sh -c 'echo "hello from a container run by gorae daemon: $(hostname)"'
+gorae run -d --name demo-web --network none --memory 64m "$image" \
+    sh -c 'i=0; while true; do i=$((i+1)); echo "tick $i"; sleep 0.2; done'
+sleep 1
+gorae ps
+gorae logs --tail 3 demo-web
+gorae exec demo-web sh -c 'echo "exec in $(hostname): $(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max) bytes of memory"'
+if command -v docker >/dev/null; then
+    echo "== the docker CLI against gorae daemon"
+    DOCKER_HOST=unix://$sock docker ps
+fi
+gorae stop -t 1 demo-web
+gorae rm demo-web
+gorae ps -a
