@@ -110,9 +110,7 @@ impl Engine {
         self.announce_volumes(&new_volumes);
         if let Err(e) = self.copy_up_volumes(&container).await {
             drop(op);
-            let rec = container.record();
-            let _ = self.destroy(&container);
-            self.remove_anonymous_volumes(&rec);
+            let _ = self.destroy_with(&container, true);
             return Err(e);
         }
         drop(op);

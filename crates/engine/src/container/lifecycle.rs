@@ -52,10 +52,8 @@ impl Engine {
         let started = self.start_locked(&c).await;
         if started.is_err() && c.record().host_config.auto_remove {
             // As Docker: `run --rm` waits for the removal, which must come even so.
-            let rec = c.record();
-            match self.destroy(&c) {
-                Ok(()) => self.remove_anonymous_volumes(&rec),
-                Err(e) => logging::warn(&format!("container {}: auto-remove: {e}", c.id)),
+            if let Err(e) = self.destroy_with(&c, true) {
+                logging::warn(&format!("container {}: auto-remove: {e}", c.id));
             }
         }
         started
@@ -521,15 +519,18 @@ impl Engine {
             _ => lock(&c.restart).generation += 1,
         }
         let _ = c.update(|r| r.state.status = Status::Removing);
-        self.destroy(&c)?;
-        if volumes {
-            self.remove_anonymous_volumes(&rec);
-        }
-        Ok(())
+        self.destroy_with(&c, volumes)
     }
 
     /// Removes a stopped container's files, snapshot and record.
     pub(crate) fn destroy(&self, c: &Arc<Container>) -> Result<()> {
+        self.destroy_with(c, false)
+    }
+
+    /// [`Self::destroy`], and with `volumes` its anonymous volumes, before waiters for the
+    /// removal hear of it (`run --rm` lists volumes right after).
+    pub(crate) fn destroy_with(&self, c: &Arc<Container>, volumes: bool) -> Result<()> {
+        let rec = c.record();
         self.unmount_rootfs(c);
         if let Err(e) = self.images().store().snapshots.remove(&c.id) {
             let _ = c.update(|r| {
@@ -545,6 +546,9 @@ impl Engine {
         std::fs::remove_dir_all(&c.dir).at(&c.dir)?;
         self.containers.remove(&c.id);
         self.execs.remove_container(&c.id);
+        if volumes {
+            self.remove_anonymous_volumes(&rec);
+        }
         c.progress.send_modify(|p| p.removed = true);
         self.emit_container(c, "destroy", &[]);
         Ok(())
