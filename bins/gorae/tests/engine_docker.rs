@@ -1456,3 +1456,54 @@ fn ps_filters_rename_update_prune_history_and_push() {
     );
     d.shutdown_clean();
 }
+
+// ------------------------------------------------------ concurrent execs --
+
+#[test]
+fn concurrent_execs_keep_all_their_output_with_and_without_a_pty() {
+    let Some(d) = Daemon::start() else { return };
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "target",
+        "--network",
+        "none",
+        BUSYBOX,
+        "sleep",
+        "1000",
+    ]);
+    let failures = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for worker in 0..4 {
+            let (d, failures) = (&d, &failures);
+            s.spawn(move || {
+                for round in 0..25 {
+                    let out = under_script(d, "docker exec -it target tty", b"");
+                    if !out.status.success() || !text(&out.stdout).contains("/dev/pts/") {
+                        failures.lock().unwrap().push(format!(
+                            "exec -it, worker {worker} round {round}: {}",
+                            show(&out)
+                        ));
+                    }
+                    let want = format!("{worker}-{round}");
+                    let out = d.docker(&["exec", "target", "echo", &want]);
+                    if !out.status.success() || text(&out.stdout) != format!("{want}\n") {
+                        failures.lock().unwrap().push(format!(
+                            "exec, worker {worker} round {round}: {}",
+                            show(&out)
+                        ));
+                    }
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} of 200 execs lost output or failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    d.shutdown_clean();
+}
