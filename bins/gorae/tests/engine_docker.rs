@@ -884,15 +884,43 @@ fn bad_input_gets_docker_errors_and_the_daemon_keeps_serving() {
     let msg: serde_json::Value = serde_json::from_str(&body).expect("JSON error body");
     assert_eq!(msg["message"], want.as_str(), "{body}");
 
-    // the bridge is not there yet: refused, and nothing created
+    // networks: an unknown one is refused and nothing is created; the bridge is either
+    // refused clearly (before the networks issue) or real — never a silent "none"
     let before = d.ok(&["ps", "-aq"]);
-    let err = d.fails(&["run", "--network", "bridge", BUSYBOX, "true"]);
-    assert!(err.contains("bridge"), "{err}");
+    let err = d.fails(&["run", "--network", "nosuchnet", BUSYBOX, "true"]);
+    assert!(err.contains("network nosuchnet not found"), "{err}");
     assert_eq!(
         d.ok(&["ps", "-aq"]),
         before,
         "a refused run left a container"
     );
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "bridge",
+        BUSYBOX,
+        "cat",
+        "/proc/net/dev",
+    ]);
+    if out.status.success() {
+        let interfaces: Vec<String> = text(&out.stdout)
+            .lines()
+            .skip(2)
+            .filter_map(|l| l.split(':').next().map(|n| n.trim().to_string()))
+            .collect();
+        assert!(
+            interfaces.iter().any(|i| i != "lo"),
+            "--network bridge ran with no interface but lo: {interfaces:?}"
+        );
+    } else {
+        assert!(text(&out.stderr).contains("bridge"), "{}", show(&out));
+        assert_eq!(
+            d.ok(&["ps", "-aq"]),
+            before,
+            "a refused run left a container"
+        );
+    }
 
     // bad bodies: malformed JSON, a wrong type, a huge body
     for (what, body) in [
