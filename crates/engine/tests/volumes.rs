@@ -387,6 +387,15 @@ async fn create_list_filters_and_refusals() {
         names(&engine, filters(&[("dangling", "false")])).await,
         ["beta"]
     );
+    // ps --filter volume=: by volume name or mount destination.
+    for (by, count) in [("beta", 1), ("/b", 1), ("alpha", 0)] {
+        let opts = gorae_engine::engine::ListOptions {
+            all: true,
+            filters: filters(&[("volume", by)]),
+            ..Default::default()
+        };
+        assert_eq!(engine.list(opts).await.expect("ps").len(), count, "{by}");
+    }
     let status = |e: Error| e.status();
     assert_eq!(
         status(

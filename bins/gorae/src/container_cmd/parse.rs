@@ -287,6 +287,7 @@ pub fn mount(text: &str) -> Result<Mount> {
     };
     let mut tmpfs = TmpfsOptions::default();
     let mut bind_options = serde_json::Map::new();
+    let mut volume_options = serde_json::Map::new();
     for field in text.split(',').filter(|f| !f.is_empty()) {
         let (key, value) = match field.split_once('=') {
             Some((k, v)) => (k.to_ascii_lowercase(), Some(v)),
@@ -306,7 +307,31 @@ pub fn mount(text: &str) -> Result<Mount> {
             "bind-recursive" | "bind-nonrecursive" => {}
             "volume-nocopy" => {
                 let nocopy = bool_option(&key, value)?;
-                m.volume_options = Some(serde_json::json!({ "NoCopy": nocopy }));
+                volume_options.insert("NoCopy".into(), nocopy.into());
+            }
+            "volume-label" => {
+                let (k, v) = need()?.split_once('=').unwrap_or((need()?, ""));
+                let labels = volume_options
+                    .entry("Labels")
+                    .or_insert_with(|| serde_json::json!({}));
+                labels[k] = v.into();
+            }
+            "volume-opt" => {
+                let (k, v) = need()?.split_once('=').unwrap_or((need()?, ""));
+                let driver = volume_options
+                    .entry("DriverConfig")
+                    .or_insert_with(|| serde_json::json!({}));
+                // Null (no options yet) indexes as an empty object.
+                driver["Options"][k] = v.into();
+            }
+            "volume-driver" => {
+                let driver = volume_options
+                    .entry("DriverConfig")
+                    .or_insert_with(|| serde_json::json!({}));
+                driver["Name"] = need()?.into();
+            }
+            "volume-subpath" => {
+                volume_options.insert("Subpath".into(), need()?.into());
             }
             "tmpfs-size" => tmpfs.size_bytes = ram_in_bytes(need()?)?,
             "tmpfs-mode" => {
@@ -321,6 +346,9 @@ pub fn mount(text: &str) -> Result<Mount> {
     }
     if !bind_options.is_empty() {
         m.bind_options = Some(bind_options.into());
+    }
+    if !volume_options.is_empty() {
+        m.volume_options = Some(volume_options.into());
     }
     if m.kind == "tmpfs" {
         if !m.source.is_empty() {
@@ -530,6 +558,15 @@ mod tests {
         assert!(!m.read_only);
         assert_eq!(m.bind_options.unwrap()["Propagation"], "rshared");
         assert_eq!(mount("src=vol,dst=/v").unwrap().kind, "volume");
+        let m = mount(
+            "src=v1,dst=/v,volume-nocopy,volume-label=a=1,volume-driver=local,volume-opt=o=x",
+        )
+        .unwrap();
+        assert_eq!(
+            m.volume_options.unwrap(),
+            serde_json::json!({"NoCopy": true, "Labels": {"a": "1"},
+                "DriverConfig": {"Name": "local", "Options": {"o": "x"}}})
+        );
         assert!(mount("type=bind,source=/a").is_err());
         assert!(mount("type=bind,bogus=1,dst=/x").is_err());
     }

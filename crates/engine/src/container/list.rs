@@ -393,8 +393,19 @@ impl<'a> ListFilter<'a> {
             && self.before_ns.is_none_or(|t| rec.created_ns < t)
             && self.since_ns.is_none_or(|t| rec.created_ns > t)
             && any("network", &|v| v == rec.host_config.network_mode)
+            && any("volume", &|v| mounts_volume(rec, v))
             && any("health", &|v| v == health.unwrap_or("none"))
     }
+}
+
+/// The `volume` filter: a volume's name, or any mount's destination or host source.
+fn mounts_volume(rec: &Record, v: &str) -> bool {
+    let v = v.trim_end_matches('/');
+    mount_points(rec).iter().any(|m| {
+        m.name.as_deref() == Some(v)
+            || m.destination.trim_end_matches('/') == v
+            || m.source.trim_end_matches('/') == v
+    })
 }
 
 /// Docker matches names with a regular expression; the anchors `^` and `$` are what people

@@ -45,6 +45,15 @@ pub struct Planned {
 
 /// The container's volume mounts, checked (names, paths, drivers, duplicates).
 pub fn plan(config: &ContainerConfig, host: &HostConfig) -> Result<Vec<Planned>> {
+    if let Some(from) = host.volumes_from.as_ref().filter(|f| !f.is_empty()) {
+        return Err(Error::NotImplemented(format!(
+            "--volumes-from is not supported yet: {}",
+            from.join(", ")
+        )));
+    }
+    if !matches!(host.volume_driver.as_str(), "" | "local") {
+        super::check_driver("", &host.volume_driver)?;
+    }
     let mut out = Vec::new();
     let mut taken: Vec<String> = Vec::new();
     let mut take = |dest: &str| -> Result<()> {
@@ -263,6 +272,11 @@ mod tests {
             plan(&c, &host_with(&[], vec![m])).unwrap_err().status(),
             404
         );
+        let from = HostConfig {
+            volumes_from: Some(vec!["other".into()]),
+            ..Default::default()
+        };
+        assert_eq!(plan(&c, &from).unwrap_err().status(), 501);
     }
 
     #[test]
