@@ -884,11 +884,23 @@ fn bad_input_gets_docker_errors_and_the_daemon_keeps_serving() {
     let msg: serde_json::Value = serde_json::from_str(&body).expect("JSON error body");
     assert_eq!(msg["message"], want.as_str(), "{body}");
 
-    // networks: an unknown one is refused and nothing is created; the bridge is either
-    // refused clearly (before the networks issue) or real — never a silent "none"
+    // networks: an unknown one fails the start with docker's message (as docker, the
+    // container stays created: a 404 at create would make the CLI pull the image); the
+    // bridge is either refused clearly (before the networks issue) or real — never a
+    // silent "none"
     let before = d.ok(&["ps", "-aq"]);
-    let err = d.fails(&["run", "--network", "nosuchnet", BUSYBOX, "true"]);
+    let err = d.fails(&[
+        "run",
+        "--name",
+        "nonet",
+        "--network",
+        "nosuchnet",
+        BUSYBOX,
+        "true",
+    ]);
     assert!(err.contains("network nosuchnet not found"), "{err}");
+    assert_eq!(d.inspect("{{.State.Status}}", "nonet").trim(), "created");
+    d.ok(&["rm", "nonet"]);
     assert_eq!(
         d.ok(&["ps", "-aq"]),
         before,
