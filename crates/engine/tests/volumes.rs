@@ -475,3 +475,73 @@ async fn create_list_filters_and_refusals() {
     assert_no_volumes(&root, &engine).await;
     root.teardown(engine).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_volumes_use_their_device() {
+    if !can_run() {
+        return;
+    }
+    let root = Root::new();
+    let engine = root.open().await;
+    let device = root.path().join("hostdir");
+    std::fs::create_dir(&device).expect("device dir");
+    std::fs::write(device.join("there"), "on the host\n").expect("file");
+    let opts = BTreeMap::from([
+        ("type".to_string(), "none".to_string()),
+        ("o".to_string(), "bind".to_string()),
+        ("device".to_string(), device.to_string_lossy().into_owned()),
+    ]);
+    let v = engine
+        .volume_create(CreateVolume {
+            name: "hostvol".into(),
+            driver_opts: Some(opts.clone()),
+            ..Default::default()
+        })
+        .await
+        .expect("create");
+    assert_eq!(v.options.as_ref(), Some(&opts));
+    let req = with_binds(
+        request(&["sh", "-c", "cat /h/there; echo new > /h/made"]),
+        &["hostvol:/h"],
+    );
+    let (id, code, out) = run(&engine, req).await;
+    assert_eq!((code, out.as_str()), (0, "on the host\n"));
+    assert_eq!(
+        std::fs::read_to_string(device.join("made")).expect("made"),
+        "new\n"
+    );
+    engine.remove(&id, false, true).await.expect("rm");
+    engine
+        .volume_remove("hostvol", false)
+        .await
+        .expect("rm volume");
+    // The volume goes, the host directory and its files stay.
+    assert!(device.join("made").exists() && device.join("there").exists());
+    // A device that is gone fails the start with docker's words.
+    let gone = root.path().join("gone");
+    let mut opts = opts;
+    opts.insert("device".into(), gone.to_string_lossy().into_owned());
+    engine
+        .volume_create(CreateVolume {
+            name: "gonevol".into(),
+            driver_opts: Some(opts),
+            ..Default::default()
+        })
+        .await
+        .expect("create");
+    let id = create(
+        &engine,
+        None,
+        with_binds(request(&["true"]), &["gonevol:/g"]),
+    )
+    .await;
+    let err = engine.start(&id).await.unwrap_err().to_string();
+    assert!(err.contains("failed to mount local volume"), "{err}");
+    engine.remove(&id, false, false).await.expect("rm");
+    engine
+        .volume_remove("gonevol", false)
+        .await
+        .expect("rm volume");
+    assert_no_volumes(&root, &engine).await;
+    root.teardown(engine).await;
+}

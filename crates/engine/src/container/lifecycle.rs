@@ -110,7 +110,7 @@ impl Engine {
             spec::ensure_dir_in(&rootfs, &rec.config.working_dir)?;
         }
         // Named and anonymous volumes become binds of their directories.
-        let host = crate::volumes::spec_host(&rec.host_config, &self.volume_binds(&rec));
+        let host = crate::volumes::spec_host(&rec.host_config, &self.volume_binds(&rec)?);
         for bind in host.binds.iter().flatten() {
             let bind = spec::parse_bind(bind)?;
             if !Path::new(&bind.source).exists() {

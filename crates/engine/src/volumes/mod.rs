@@ -190,24 +190,56 @@ pub fn check_driver(name: &str, driver: &str) -> Result<()> {
     }
 }
 
-/// The local driver's options: `type`, `device` and `o` (tmpfs, bind and other mounts at
-/// `_data`) are docker's, and not done yet; anything else is docker's 400.
+/// The local driver's options: `type`, `device` and `o`. A bind (`o=bind`, `device=/abs`,
+/// `type=none`) is done (docker compose's `driver_opts` for a host directory); other mounts
+/// at `_data` (tmpfs, nfs, block devices) are not yet: 501. Any other key is docker's 400.
 pub fn check_options(options: Option<&BTreeMap<String, String>>) -> Result<()> {
-    let mut keys = options.into_iter().flat_map(BTreeMap::keys);
-    if let Some(bad) = keys
-        .clone()
+    let Some(opts) = options.filter(|o| !o.is_empty()) else {
+        return Ok(());
+    };
+    if let Some(bad) = opts
+        .keys()
         .find(|k| !matches!(k.as_str(), "type" | "device" | "o" | "size"))
     {
         return Err(Error::InvalidParameter(format!(
             "invalid option key: {bad:?}"
         )));
     }
-    match keys.next() {
-        Some(key) => Err(Error::NotImplemented(format!(
-            "the local volume driver's mount options (type, device, o) are not supported \
-             yet: volume option {key:?}"
-        ))),
-        None => Ok(()),
+    if bind_device(opts).is_some() {
+        let device = opts.get("device").map(String::as_str).unwrap_or("");
+        if !device.starts_with('/') {
+            return Err(Error::InvalidParameter(format!(
+                "invalid bind device {device:?}: it must be an absolute path"
+            )));
+        }
+        return Ok(());
+    }
+    Err(Error::NotImplemented(format!(
+        "the local volume driver mounts only binds so far (type=none, o=bind, \
+         device=/path): type={:?} o={:?} is not supported yet",
+        opts.get("type").map(String::as_str).unwrap_or(""),
+        opts.get("o").map(String::as_str).unwrap_or("")
+    )))
+}
+
+/// The host directory of a bind volume (`o` has `bind`, `type` is none or unset).
+pub fn bind_device(opts: &BTreeMap<String, String>) -> Option<PathBuf> {
+    let o = opts.get("o")?;
+    let is_bind = o.split(',').any(|f| f == "bind" || f == "rbind");
+    let kind_ok = matches!(
+        opts.get("type").map(String::as_str),
+        None | Some("" | "none")
+    );
+    (is_bind && kind_ok).then(|| PathBuf::from(opts.get("device").map_or("", String::as_str)))
+}
+
+impl Volume {
+    /// Where the content is on the host: a bind volume's device, else `_data`.
+    pub fn host_path(&self) -> PathBuf {
+        self.options
+            .as_ref()
+            .and_then(bind_device)
+            .unwrap_or_else(|| PathBuf::from(&self.mountpoint))
     }
 }
 
@@ -287,6 +319,16 @@ mod tests {
         assert_eq!(check_options(Some(&opts)).unwrap_err().status(), 400);
         let opts = BTreeMap::from([("type".to_string(), "tmpfs".to_string())]);
         assert_eq!(check_options(Some(&opts)).unwrap_err().status(), 501);
+        let bind = |device: &str| {
+            BTreeMap::from([
+                ("type".to_string(), "none".to_string()),
+                ("o".to_string(), "bind".to_string()),
+                ("device".to_string(), device.to_string()),
+            ])
+        };
+        assert!(check_options(Some(&bind("/srv/x"))).is_ok());
+        assert_eq!(check_options(Some(&bind("rel"))).unwrap_err().status(), 400);
+        assert_eq!(bind_device(&bind("/srv/x")), Some(PathBuf::from("/srv/x")));
         assert!(check_options(None).is_ok());
     }
 }

@@ -184,6 +184,7 @@ impl Engine {
         let mut mounts = Vec::new();
         let mut created = Vec::new();
         for p in planned {
+            let options = p.options.clone();
             let (name, labels) = match &p.name {
                 Some(n) => (n.clone(), p.labels.clone()),
                 None => {
@@ -192,7 +193,7 @@ impl Engine {
                     (anonymous_name()?, Some(labels))
                 }
             };
-            match self.volumes.create_locked(&name, labels, None) {
+            match self.volumes.create_locked(&name, labels, options) {
                 Ok((_, true)) => created.push(name.clone()),
                 Ok((_, false)) => {}
                 Err(e) => {
@@ -230,19 +231,25 @@ impl Engine {
     }
 
     /// (directory, destination, read-only) of each of the container's volumes, for
-    /// [`super::spec_host`].
-    pub(crate) fn volume_binds(&self, rec: &Record) -> Vec<(String, String, bool)> {
-        rec.volumes
-            .iter()
-            .map(|m| {
-                let dir = self.volumes.data_path(&m.name);
-                (
-                    dir.to_string_lossy().into_owned(),
-                    m.destination.clone(),
-                    m.read_only,
-                )
-            })
-            .collect()
+    /// [`super::spec_host`]. A bind volume's device must be there, as docker's mount needs.
+    pub(crate) fn volume_binds(&self, rec: &Record) -> Result<Vec<(String, String, bool)>> {
+        let mut out = Vec::new();
+        for m in &rec.volumes {
+            let volume = self.volumes.get(&m.name)?;
+            let dir = volume.host_path();
+            if !dir.is_dir() {
+                return Err(Error::Internal(format!(
+                    "error while mounting volume '{}': failed to mount local volume: mount \
+                     {}:{}, flags: 0x1000: no such file or directory",
+                    volume.mountpoint,
+                    dir.display(),
+                    volume.mountpoint
+                )));
+            }
+            let dir = dir.to_string_lossy().into_owned();
+            out.push((dir, m.destination.clone(), m.read_only));
+        }
+        Ok(out)
     }
 
     /// Fills the container's empty volumes from its image (at create: the root holds only
@@ -253,7 +260,10 @@ impl Engine {
             .volumes
             .iter()
             .filter(|m| m.copy)
-            .map(|m| (m.destination.clone(), self.volumes.data_path(&m.name)))
+            .filter_map(|m| {
+                let dir = self.volumes.get(&m.name).ok()?.host_path();
+                dir.is_dir().then(|| (m.destination.clone(), dir))
+            })
             .collect();
         if jobs.is_empty() {
             return Ok(());

@@ -41,6 +41,8 @@ pub struct Planned {
     pub mode: String,
     /// Labels for the volume if this creates it (`--mount volume-label=`).
     pub labels: Option<BTreeMap<String, String>>,
+    /// The local driver's options for the volume if this creates it (`volume-opt=`).
+    pub options: Option<BTreeMap<String, String>>,
 }
 
 /// The container's volume mounts, checked (names, paths, drivers, duplicates).
@@ -85,6 +87,7 @@ pub fn plan(config: &ContainerConfig, host: &HostConfig) -> Result<Vec<Planned>>
                 b.mode.clone()
             },
             labels: None,
+            options: None,
         });
     }
     for m in host.mounts.iter().flatten() {
@@ -114,6 +117,7 @@ pub fn plan(config: &ContainerConfig, host: &HostConfig) -> Result<Vec<Planned>>
             copy: true,
             mode: String::new(),
             labels: None,
+            options: None,
         });
     }
     Ok(out)
@@ -138,11 +142,12 @@ fn mount_volume(m: &Mount) -> Result<Planned> {
             "volume subpaths are not supported yet: {sub:?}"
         )));
     }
+    let mut options = None;
     if let Some(driver) = field("DriverConfig") {
         let name = m.source.as_str();
         super::check_driver(name, driver["Name"].as_str().unwrap_or(""))?;
-        let options: Option<BTreeMap<String, String>> =
-            serde_json::from_value(driver["Options"].clone()).unwrap_or_default();
+        options = serde_json::from_value(driver["Options"].clone())
+            .map_err(|e| Error::InvalidParameter(format!("invalid volume options: {e}")))?;
         super::check_options(options.as_ref())?;
     }
     let labels: Option<BTreeMap<String, String>> = field("Labels")
@@ -163,6 +168,7 @@ fn mount_volume(m: &Mount) -> Result<Planned> {
         copy: field("NoCopy") != Some(&serde_json::Value::Bool(true)),
         mode: "z".into(),
         labels,
+        options,
     })
 }
 
