@@ -174,11 +174,20 @@ async fn refuses_what_it_cannot_do_clearly() {
     }
     let root = Root::new();
     let engine = root.open().await;
-    for mode in ["no-such-net", "container:no-such-container"] {
+    // As docker: an unknown network or container to join fails the start, not the create.
+    for (mode, want) in [
+        ("no-such-net", "network no-such-net not found"),
+        (
+            "container:no-such-container",
+            "No such container: no-such-container",
+        ),
+    ] {
         let mut req = request(&["true"]);
         req.host_config.network_mode = mode.into();
-        let err = engine.create(None, req).await.expect_err("no such network");
-        assert!(matches!(err, Error::NotFound(_)), "{mode}: {err}");
+        let id = create(&engine, None, req).await;
+        let err = engine.start(&id).await.expect_err("no such network");
+        assert!(err.to_string().contains(want), "{mode}: {err}");
+        engine.remove(&id, true, false).await.expect("remove");
     }
     let mut req = request(&["true"]);
     req.config.image = "no-such-image".into();

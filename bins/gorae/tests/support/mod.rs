@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod engine;
+pub mod network;
 pub mod registry_server;
 
 use std::path::{Path, PathBuf};

@@ -216,9 +216,11 @@ impl Engine {
         let mode = host.network_mode.clone();
         let endpoints = networking.map(|v| &v["EndpointsConfig"]);
         if let Some(other) = mode.strip_prefix("container:") {
-            let target = self.containers.get(other)?;
-            if config.hostname.is_empty() {
-                config.hostname = target.record().config.hostname;
+            // Unknown here fails the start (a 404 at create would make the CLI pull).
+            if let Ok(target) = self.containers.get(other) {
+                if config.hostname.is_empty() {
+                    config.hostname = target.record().config.hostname;
+                }
             }
             if !host.port_bindings.as_ref().is_none_or(|p| p.is_empty()) || host.publish_all_ports {
                 return Err(Error::Conflict(
@@ -252,7 +254,22 @@ impl Engine {
         }
         let mut networks = Vec::new();
         for key in names {
-            let n = self.networks.find(&key)?;
+            // As docker: an unknown network fails the start, not the create (a 404 at create
+            // would make the CLI pull the image).
+            let n = match self.networks.find(&key) {
+                Ok(n) => n,
+                Err(Error::NotFound(_)) => {
+                    let (aliases, ipv4) = endpoint_conf(endpoints.and_then(|e| e.get(&key)))?;
+                    networks.push(NetConf {
+                        name: key,
+                        aliases,
+                        ipv4,
+                        ..NetConf::default()
+                    });
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if !n.is_bridge() {
                 return Err(Error::InvalidParameter(format!(
                     "container cannot be connected to network {} with the {} driver together \
@@ -344,6 +361,7 @@ impl Engine {
         net.save(&c.dir)?;
         for i in 0..net.networks.len() {
             let live = self.attach_endpoint(c, rec, &net.networks[i], i).await?;
+            net.networks[i].network_id = live.network_id.clone();
             net.networks[i].live = Some(live);
             net.save(&c.dir)?;
         }
@@ -361,10 +379,22 @@ impl Engine {
         conf: &NetConf,
         index: usize,
     ) -> Result<LiveEndpoint> {
-        let n = self
-            .networks
-            .find(&conf.network_id)
-            .map_err(|_| Error::NotFound(format!("network {} not found", conf.name)))?;
+        let key = match conf.network_id.as_str() {
+            "" => &conf.name,
+            id => id,
+        };
+        let n = self.networks.find(key).map_err(|_| {
+            Error::NotFound(format!(
+                "failed to set up container networking: network {} not found",
+                conf.name
+            ))
+        })?;
+        if !n.is_bridge() {
+            return Err(Error::InvalidParameter(format!(
+                "container cannot be connected to network {} of the {} driver",
+                n.name, n.driver
+            )));
+        }
         let n = if n.name == DEFAULT_NETWORK {
             self.networks.ensure_default()?
         } else {
@@ -550,6 +580,12 @@ impl Engine {
             return;
         }
         self.networks.dns.update(|r| r.remove_container(&c.id));
+        // A network known only by name at create was resolved at start.
+        for conf in net.networks.iter_mut().filter(|n| n.network_id.is_empty()) {
+            if let Ok(n) = self.networks.find(&conf.name) {
+                conf.network_id = n.id;
+            }
+        }
         if let Ok(mut nl) = Netlink::open() {
             for conf in &net.networks {
                 let veth = bridge::veth_name(&format!("{}/{}", c.id, conf.network_id));
@@ -891,8 +927,7 @@ impl Engine {
 
     /// At a graceful daemon shutdown.
     pub fn shutdown_networks(&self) {
-        let running = self.containers.all().iter().any(|c| c.status().is_live());
-        self.networks.shutdown(running);
+        self.networks.shutdown();
     }
 }
 

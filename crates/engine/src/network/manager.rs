@@ -630,16 +630,29 @@ impl Networks {
         rules.apply()
     }
 
-    /// At a graceful shutdown: with no container running (`any_running` false), the
-    /// bridges and the table go (they are made again when needed).
-    pub fn shutdown(&self, any_running: bool) {
+    /// At a graceful shutdown (and when the engine is dropped): with no endpoint left (no
+    /// container on a bridge runs on), the bridges, the table and the namespace directory's
+    /// mount go; they are made again when needed. While containers run they stay.
+    pub fn shutdown(&self) {
         for addr in self.dns.listening() {
             self.dns.unlisten(addr);
         }
-        if any_running {
+        let (idle, names, netns_ready) = {
+            let st = self.lock();
+            let idle = st.nets.values().all(|n| n.containers.is_empty()) && st.ports.is_empty();
+            // Every bridge of ours, also those a killed daemon left and this one never used.
+            let mut names: std::collections::BTreeSet<String> = st.bridges_up.clone();
+            names.extend(
+                st.nets
+                    .values()
+                    .filter(|n| n.is_bridge())
+                    .map(|n| n.bridge_name()),
+            );
+            (idle, names, st.netns_ready)
+        };
+        if !idle {
             return;
         }
-        let names: Vec<String> = self.lock().bridges_up.iter().cloned().collect();
         for name in names {
             if let Err(e) = self.remove_bridge(&name) {
                 logging::warn(&format!("removing bridge {name}: {e}"));
@@ -648,6 +661,19 @@ impl Networks {
         if let Err(e) = nft::remove(&self.table) {
             logging::warn(&format!("removing table {}: {e}", self.table));
         }
+        let empty = std::fs::read_dir(&self.netns_dir).is_ok_and(|mut d| d.next().is_none());
+        if netns_ready || empty {
+            if let Err(e) = netns::release_dir(&self.netns_dir) {
+                logging::warn(&format!("{e}"));
+            }
+            self.lock().netns_ready = false;
+        }
+    }
+}
+
+impl Drop for Networks {
+    fn drop(&mut self) {
+        self.shutdown();
     }
 }
 
