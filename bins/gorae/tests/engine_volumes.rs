@@ -106,7 +106,7 @@ fn finish(d: Daemon) {
 
 #[test]
 fn named_volumes_with_the_docker_cli() {
-    let Some(d) = Daemon::start() else { return };
+    let Some(mut d) = Daemon::start() else { return };
     assert_eq!(
         d.ok(&["volume", "create", "--label", "team=a", "data1"])
             .trim(),
@@ -283,7 +283,80 @@ fn named_volumes_with_the_docker_cli() {
     let err = d.fails(&["volume", "create", "-d", "nfs", "x1"]);
     assert!(err.contains("plugin \"nfs\" not found"), "{err}");
 
-    // gorae's own CLI sees the same.
+    // A daemon restart keeps the volumes, their labels and who uses them.
+    d.stop();
+    d.start_again();
+    assert_eq!(volume_names(&d), ["data1", "data2"]);
+    assert_eq!(
+        d.ok(&["volume", "ls", "-q", "-f", "label=team=a"]),
+        "data1\n"
+    );
+    let err = d.fails(&["volume", "rm", "data1"]);
+    assert!(err.contains("volume is in use"), "{err}");
+
+    // A bind volume through --mount's volume-opt: the container writes the host directory.
+    let host_dir = d.aux.path().join("hostdir");
+    std::fs::create_dir(&host_dir).expect("host dir");
+    let spec = format!(
+        "type=volume,src=hostvol,dst=/h,volume-opt=type=none,volume-opt=o=bind,\
+         volume-opt=device={}",
+        host_dir.display()
+    );
+    d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--mount",
+        &spec,
+        BUSYBOX,
+        "sh",
+        "-c",
+        "echo via-bind > /h/f",
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(host_dir.join("f")).expect("f"),
+        "via-bind\n"
+    );
+    let opts = d.ok(&[
+        "volume",
+        "inspect",
+        "-f",
+        "{{.Options.o}} {{.Options.type}}",
+        "hostvol",
+    ]);
+    assert_eq!(opts.trim(), "bind none");
+    d.ok(&["volume", "rm", "hostvol"]);
+    assert!(
+        host_dir.join("f").exists(),
+        "removing the volume kept the host's files"
+    );
+
+    // gorae's own CLI: create, inspect, ls with a filter, rm.
+    assert_eq!(
+        d.gorae_ok(&["volume", "create", "--label", "by=gorae", "gv"]),
+        "gv\n"
+    );
+    let name = d.gorae_ok(&[
+        "volume",
+        "inspect",
+        "-f",
+        "{{.Name}} {{.Driver}} {{.Labels.by}}",
+        "gv",
+    ]);
+    assert_eq!(name, "gv local gorae\n");
+    assert_eq!(
+        d.gorae_ok(&["volume", "ls", "-q", "-f", "label=by=gorae"]),
+        "gv\n"
+    );
+    let out = d.gorae(&["volume", "rm", "gv", "nope-vol"]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert_eq!(text(&out.stdout), "gv\n");
+    assert!(
+        text(&out.stderr).contains("get nope-vol: no such volume"),
+        "{}",
+        show(&out)
+    );
     let ls = d.gorae_ok(&["volume", "ls"]);
     assert!(
         ls.starts_with("DRIVER") && ls.contains("data1") && ls.contains("data2"),
