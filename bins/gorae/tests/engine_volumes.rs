@@ -349,6 +349,11 @@ fn named_volumes_with_the_docker_cli() {
         d.gorae_ok(&["volume", "ls", "-q", "-f", "label=by=gorae"]),
         "gv\n"
     );
+    assert_eq!(
+        d.gorae_ok(&["inspect", "-f", "{{.Mountpoint}}", "gv"])
+            .trim(),
+        d.root.join("volumes/gv/_data").to_string_lossy()
+    );
     let out = d.gorae(&["volume", "rm", "gv", "nope-vol"]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     assert_eq!(text(&out.stdout), "gv\n");

@@ -68,7 +68,7 @@ pub struct InspectArgs {
     /// Display total file sizes.
     #[arg(short, long)]
     pub size: bool,
-    /// Only this kind of object (container or image).
+    /// Only this kind of object (container, image or volume).
     #[arg(long = "type")]
     pub kind: Option<String>,
     #[arg(required = true)]
@@ -506,6 +506,13 @@ async fn inspect_one(client: &Client, args: &InspectArgs, name: &str) -> Result<
             .get_bytes(&format!("/images/{}/json", seg(name)))
             .await
         {
+            Ok(raw) => return Ok(Some(raw.to_vec())),
+            Err(e) if e.status() == Some(404) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if args.any_object && (kind.is_none() || kind == Some("volume")) {
+        match client.get_bytes(&format!("/volumes/{}", seg(name))).await {
             Ok(raw) => return Ok(Some(raw.to_vec())),
             Err(e) if e.status() == Some(404) => {}
             Err(e) => return Err(e.into()),
