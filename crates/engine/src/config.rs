@@ -7,6 +7,7 @@
 //! <root>/engine.lock            flock: one daemon per data root
 //! <root>/containers/<id>/       container.json (the record), bundle/ (config.json, rootfs/),
 //!                               <id>-json.log*, hostname, hosts, resolv.conf
+//! <root>/volumes/<name>/        _data (the content), meta.json (crate::volumes)
 //! <run>/                        /run/gorae for the default root, <root>/run otherwise
 //! <run>/gorae.sock              the API socket (unless -H says otherwise)
 //! <run>/runc/                   gorae-runc's state root for this engine's containers

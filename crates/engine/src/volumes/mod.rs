@@ -71,7 +71,17 @@ pub struct VolumeStore {
 }
 
 impl VolumeStore {
+    /// Finishes removals a crash cut short (their `.removing-*` directories).
     pub fn new(dir: PathBuf) -> VolumeStore {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".removing-")
+            {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
         VolumeStore {
             dir,
             lock: Mutex::new(()),
@@ -300,6 +310,8 @@ mod tests {
         assert_eq!(again, v);
         assert_eq!(store.list().unwrap(), vec![v]);
         store.remove_locked("web").unwrap();
+        std::fs::create_dir_all(dir.path().join("volumes/.removing-old/_data")).unwrap();
+        let store = VolumeStore::new(dir.path().join("volumes"));
         let err = store.get("web").unwrap_err().to_string();
         assert_eq!(err, "get web: no such volume");
         assert!(store.list().unwrap().is_empty());
