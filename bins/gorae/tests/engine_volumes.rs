@@ -504,5 +504,34 @@ fn anonymous_volumes_copy_up_and_prune() {
     assert_eq!(volume_names(&d), ["kept"]);
     d.ok(&["rm", "holder"]);
     d.gorae_ok(&["volume", "rm", "kept"]);
+
+    // The API directly: statuses, shapes, and prune's default before API 1.42 (every
+    // unused volume, named ones too).
+    let (status, body) = d.api("POST", "/volumes/create", Some(br#"{"Name":"legacy"}"#));
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = d.api("GET", "/volumes", None);
+    let list: serde_json::Value = serde_json::from_str(&body).expect("list json");
+    assert_eq!(
+        (status, list["Volumes"][0]["Name"].as_str()),
+        (200, Some("legacy"))
+    );
+    assert_eq!(list["Warnings"], serde_json::json!([]));
+    let (status, body) = d.api("POST", "/volumes/create", Some(br#"{"Name":"b@d"}"#));
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = d.api("GET", "/volumes/nope", None);
+    assert_eq!(
+        (status, body.trim()),
+        (404, r#"{"message":"get nope: no such volume"}"#)
+    );
+    assert_eq!(d.api("DELETE", "/volumes/nope", None).0, 404);
+    assert_eq!(d.api("DELETE", "/volumes/nope?force=1", None).0, 204);
+    let (status, body) = d.api("POST", "/v1.50/volumes/prune", None);
+    assert_eq!((status, body.contains("legacy")), (200, false), "{body}");
+    let (status, body) = d.api("POST", "/v1.41/volumes/prune", None);
+    let pruned: serde_json::Value = serde_json::from_str(&body).expect("prune json");
+    assert_eq!(
+        (status, &pruned["VolumesDeleted"]),
+        (200, &serde_json::json!(["legacy"]))
+    );
     finish(d);
 }
