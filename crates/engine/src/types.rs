@@ -54,11 +54,27 @@ pub struct ContainerConfig {
 pub struct HealthConfig {
     /// `[]` inherit, `["NONE"]` off, `["CMD", args...]`, `["CMD-SHELL", command]`.
     pub test: Option<Vec<String>>,
+    // docker-py (docker-compose v1) sends every duration it was not given as null, which
+    // Docker's Go decoder reads as 0.
+    #[serde(deserialize_with = "null_as_default")]
     pub interval: i64,
+    #[serde(deserialize_with = "null_as_default")]
     pub timeout: i64,
+    #[serde(deserialize_with = "null_as_default")]
     pub retries: i64,
+    #[serde(deserialize_with = "null_as_default")]
     pub start_period: i64,
+    #[serde(deserialize_with = "null_as_default")]
     pub start_interval: i64,
+}
+
+/// A JSON null read as the type's default, as Go's decoder leaves a field it gets null for.
+fn null_as_default<'de, D, T>(de: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(de)?.unwrap_or_default())
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -467,6 +483,19 @@ mod tests {
         assert_eq!(req.host_config.resources.nano_cpus, 500_000_000);
         assert_eq!(req.host_config.restart_policy.maximum_retry_count, 3);
         assert_eq!(req.host_config.resources.ulimits.unwrap()[0].hard, 2048);
+    }
+
+    #[test]
+    fn healthcheck_null_durations_are_zero() {
+        // As docker-compose 1.29 (docker-py) sends a healthcheck without start_period.
+        let body = r#"{"Image":"busybox","Healthcheck":{"Test":["CMD-SHELL","true"],
+            "Interval":1000000000,"Timeout":null,"Retries":null,"StartPeriod":null}}"#;
+        let req: CreateRequest = serde_json::from_str(body).unwrap();
+        let h = req.config.healthcheck.unwrap();
+        assert_eq!(
+            (h.interval, h.timeout, h.retries, h.start_period),
+            (1_000_000_000, 0, 0, 0)
+        );
     }
 
     #[test]
