@@ -12,7 +12,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixListener;
 use tokio::process::{Child, Command};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::{fdpass, runtime_error, start_failure_code, ExecInstance, Launch};
 use crate::engine::DuplexStream;
@@ -86,26 +86,73 @@ async fn start(inst: &Arc<ExecInstance>, launch: &Launch, reader: Reader, out: O
 /// How long a tty exec's output may still come after its process exited.
 const TTY_DRAIN: Duration = Duration::from_millis(500);
 
-pub type Reader = Option<tokio::io::ReadHalf<DuplexStream>>;
+/// How long, once the output has ended, the connection waits for the client to close it.
+const LINGER: Duration = Duration::from_secs(5);
+
+/// The client's bytes (the process's stdin); the channel ends at the client's EOF.
+pub type Reader = Option<mpsc::Receiver<Bytes>>;
 pub type Out = Option<mpsc::Sender<Bytes>>;
 
-/// The connection's read half, and a channel to a task that writes (and at the end shuts
-/// down) its write half, so that both output streams can write without a lock.
+/// Channels to the two tasks that own the connection: one writes the output (so that both
+/// output streams can write without a lock) and at its end shuts the write side down, the
+/// other reads the client's input. The connection is closed only after the client has closed
+/// its side (or `LINGER` has passed): closing a unix socket whose input is unread resets it,
+/// and the client then loses the output it has not read yet, with "connection reset by peer".
 pub fn split(conn: Option<DuplexStream>) -> (Reader, Out) {
     let Some(conn) = conn else {
         return (None, None);
     };
     let (reader, mut writer) = tokio::io::split(conn);
-    let (tx, mut rx) = mpsc::channel::<Bytes>(32);
+    let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(32);
+    let (in_tx, in_rx) = mpsc::channel::<Bytes>(8);
+    let (ended_tx, ended) = oneshot::channel::<()>();
     tokio::spawn(async move {
-        while let Some(chunk) = rx.recv().await {
+        while let Some(chunk) = out_rx.recv().await {
             if writer.write_all(&chunk).await.is_err() {
                 break;
             }
         }
         let _ = writer.shutdown().await;
+        drop(ended_tx);
     });
-    (Some(reader), Some(tx))
+    tokio::spawn(read_client(reader, in_tx, ended));
+    (Some(in_rx), Some(out_tx))
+}
+
+/// Passes the client's bytes on while the exec takes them, and discards them after, until
+/// the client's EOF, or `LINGER` after the output ended.
+async fn read_client(
+    mut reader: tokio::io::ReadHalf<DuplexStream>,
+    input: mpsc::Sender<Bytes>,
+    mut ended: oneshot::Receiver<()>,
+) {
+    let mut input = Some(input);
+    let mut deadline = None;
+    let mut buf = vec![0u8; 8 * 1024];
+    loop {
+        let linger = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        let n = tokio::select! {
+            read = reader.read(&mut buf) => match read {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            },
+            _ = &mut ended, if deadline.is_none() => {
+                deadline = Some(tokio::time::Instant::now() + LINGER);
+                continue;
+            }
+            _ = linger => return,
+        };
+        if let Some(tx) = &input {
+            if tx.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
+                input = None;
+            }
+        }
+    }
 }
 
 /// The text as it appears on the stream: stderr frame, or raw with a tty.
@@ -148,7 +195,11 @@ async fn run_pipes(
     let stdin = child.stdin.take();
     let stdin_task = match (stdin, reader) {
         (Some(mut stdin), Some(mut reader)) => Some(tokio::spawn(async move {
-            let _ = tokio::io::copy(&mut reader, &mut stdin).await;
+            while let Some(chunk) = reader.recv().await {
+                if stdin.write_all(&chunk).await.is_err() {
+                    return;
+                }
+            }
             let _ = stdin.shutdown().await;
         })),
         _ => None,
@@ -207,10 +258,7 @@ async fn run_tty(
 ) -> Result<i64> {
     let mut errors = child.stderr.take();
     let mut child_out = child.stdout.take();
-    let master = tokio::select! {
-        master = receive_console(&listener) => Some(master?),
-        _ = child.wait() => None,
-    };
+    let master = receive_console(&listener, &mut child).await?;
     drop(listener);
     let Some(master) = master else {
         // The runtime failed before the process had a tty: pass its error on.
@@ -262,28 +310,55 @@ fn apply_initial_size(inst: &ExecInstance, master: &OwnedFd) {
     }
 }
 
-async fn receive_console(listener: &UnixListener) -> Result<OwnedFd> {
-    let (stream, _) = listener
-        .accept()
-        .await
-        .map_err(|e| Error::Internal(format!("console socket: {e}")))?;
+/// The pty master the runtime sends; `None` when the runtime exited without sending one.
+/// A short process can have run and exited, and the runtime with it, before this task gets
+/// to the socket: the master then waits in the socket's queue, and the output in the pty.
+async fn receive_console(listener: &UnixListener, child: &mut Child) -> Result<Option<OwnedFd>> {
+    let console_error = |e: std::io::Error| Error::Internal(format!("console socket: {e}"));
+    let stream = tokio::select! {
+        biased;
+        accepted = listener.accept() => accepted.map_err(console_error)?.0,
+        _ = child.wait() => return console_left_behind(listener).map_err(console_error),
+    };
     loop {
-        stream
-            .readable()
-            .await
-            .map_err(|e| Error::Internal(format!("console socket: {e}")))?;
+        tokio::select! {
+            biased;
+            ready = stream.readable() => ready.map_err(console_error)?,
+            _ = child.wait() => {
+                return fdpass::recv_fd(stream.as_fd()).or_else(none_if_would_block)
+                    .map_err(console_error);
+            }
+        }
         match stream.try_io(tokio::io::Interest::READABLE, || {
             fdpass::recv_fd(stream.as_fd())
         }) {
-            Ok(Some(fd)) => return Ok(fd),
+            Ok(Some(fd)) => return Ok(Some(fd)),
             Ok(None) => {
                 return Err(Error::Internal(
                     "console socket: no pty master was sent".into(),
                 ))
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(Error::Internal(format!("console socket: {e}"))),
+            Err(e) => return Err(console_error(e)),
         }
+    }
+}
+
+/// What a runtime that has exited left on the console socket: a connection still to be
+/// accepted, with the master in it (everything it sent is queued by now).
+fn console_left_behind(listener: &UnixListener) -> std::io::Result<Option<OwnedFd>> {
+    // The listener is non-blocking (tokio's), so a clone of it accepts without waiting.
+    let listener = std::os::unix::net::UnixListener::from(listener.as_fd().try_clone_to_owned()?);
+    match listener.accept() {
+        Ok((stream, _)) => fdpass::recv_fd(stream.as_fd()).or_else(none_if_would_block),
+        Err(e) => none_if_would_block(e),
+    }
+}
+
+fn none_if_would_block(e: std::io::Error) -> std::io::Result<Option<OwnedFd>> {
+    match e.kind() {
+        std::io::ErrorKind::WouldBlock => Ok(None),
+        _ => Err(e),
     }
 }
 
@@ -317,14 +392,9 @@ async fn copy_from_pty(master: Arc<AsyncFd<OwnedFd>>, out: Out) {
     }
 }
 
-async fn copy_to_pty(mut reader: tokio::io::ReadHalf<DuplexStream>, master: Arc<AsyncFd<OwnedFd>>) {
-    let mut buf = vec![0u8; 8 * 1024];
-    loop {
-        let n = match reader.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        let mut data = &buf[..n];
+async fn copy_to_pty(mut reader: mpsc::Receiver<Bytes>, master: Arc<AsyncFd<OwnedFd>>) {
+    while let Some(chunk) = reader.recv().await {
+        let mut data = &chunk[..];
         while !data.is_empty() {
             let Ok(mut guard) = master.writable().await else {
                 return;
@@ -337,5 +407,56 @@ async fn copy_to_pty(mut reader: tokio::io::ReadHalf<DuplexStream>, master: Arc<
                 Err(_would_block) => continue,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
+    use std::io::IoSlice;
+    use std::os::fd::AsRawFd;
+
+    #[tokio::test]
+    async fn input_left_unread_at_the_end_does_not_reset_the_connection() {
+        let (mut client, server) = tokio::net::UnixStream::pair().unwrap();
+        let (input, out) = split(Some(Box::new(server)));
+        // The exec has ended and takes no more input; the client's bytes come after.
+        drop(input);
+        client.write_all(b"late").await.unwrap();
+        let out = out.unwrap();
+        out.send(Bytes::from_static(b"output")).await.unwrap();
+        drop(out);
+        // Leave the server every chance to close before the client reads.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"output");
+    }
+
+    #[tokio::test]
+    async fn a_master_sent_by_a_runtime_that_has_exited_is_still_received() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = UnixListener::bind(dir.path().join("console.sock")).unwrap();
+        assert!(console_left_behind(&listener).unwrap().is_none());
+        let runtime =
+            std::os::unix::net::UnixStream::connect(dir.path().join("console.sock")).unwrap();
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        let fds = [theirs.as_raw_fd()];
+        sendmsg::<UnixAddr>(
+            runtime.as_raw_fd(),
+            &[IoSlice::new(b"pty")],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::empty(),
+            None,
+        )
+        .unwrap();
+        drop((runtime, theirs));
+        let master = console_left_behind(&listener).unwrap().unwrap();
+        // The received descriptor is the other end of `ours`.
+        nix::unistd::write(&master, b"x").unwrap();
+        let mut byte = [0u8; 1];
+        std::io::Read::read_exact(&mut &ours, &mut byte).unwrap();
+        assert_eq!(&byte, b"x");
     }
 }
