@@ -219,7 +219,16 @@ pub struct Networks {
     default_bridge: String,
     state: Mutex<State>,
     pub(crate) dns: DnsServer,
+    /// The last nft script that ran successfully (None: none yet, or the table's state is
+    /// unknown). Held while a script runs, so applies are serialised and a newer model never
+    /// lands before an older one.
+    applied: Mutex<Option<String>>,
+    /// Runs an nft script (`nft::run_script`; tests count the runs instead).
+    run_nft: NftRunner,
 }
+
+/// How the firewall's scripts are run.
+pub(crate) type NftRunner = Box<dyn Fn(&str) -> Result<()> + Send + Sync>;
 
 impl Networks {
     /// Loads the records and adds the predefined networks that are missing. Touches no
@@ -266,6 +275,8 @@ impl Networks {
                 upstreams: super::dns::forward::host_upstreams(),
                 ..DnsConfig::default()
             }),
+            applied: Mutex::new(None),
+            run_nft: Box::new(nft::run_script),
         };
         networks.add_predefined()?;
         Ok(networks)
@@ -568,9 +579,10 @@ impl Networks {
                 ipv6_address: String::new(),
             },
         );
-        let saved = n.clone();
+        // Saved under the lock: concurrent saves of one network share its tmp file, and an
+        // older snapshot must not land after a newer one.
+        self.save(n)?;
         drop(st);
-        self.save(&saved)?;
         Ok(ep)
     }
 
@@ -583,11 +595,10 @@ impl Networks {
         if n.containers.remove(container).is_none() {
             return;
         }
-        let saved = n.clone();
-        drop(st);
-        if let Err(e) = self.save(&saved) {
-            logging::warn(&format!("network {}: {e}", saved.name));
+        if let Err(e) = self.save(n) {
+            logging::warn(&format!("network {}: {e}", n.name));
         }
+        drop(st);
     }
 
     pub(crate) fn prepare_netns_dir(&self) -> Result<()> {
@@ -621,13 +632,35 @@ impl Networks {
         }
     }
 
-    /// Applies the model; an empty one removes our table.
+    /// Applies the model; an empty one removes our table. Most container starts and exits
+    /// change nothing in it (no published port): the script then equals the last one that
+    /// ran and nft is not run again (forking it costs tens of milliseconds). After a failure
+    /// nothing is remembered, so the next apply runs in any case.
     pub(crate) fn apply(&self) -> Result<()> {
+        let mut applied = self.applied.lock().unwrap_or_else(|p| p.into_inner());
         let rules = self.ruleset();
-        if rules.networks.is_empty() && rules.ports.is_empty() {
-            return nft::remove(&self.table);
+        let script = if rules.networks.is_empty() && rules.ports.is_empty() {
+            nft::remove_script(&self.table)?
+        } else {
+            rules.render()?
+        };
+        if applied.as_deref() == Some(script.as_str()) {
+            return Ok(());
         }
-        rules.apply()
+        *applied = None;
+        (self.run_nft)(&script)?;
+        *applied = Some(script);
+        Ok(())
+    }
+
+    /// Removes our table now (whatever was applied before).
+    fn remove_table(&self) -> Result<()> {
+        let mut applied = self.applied.lock().unwrap_or_else(|p| p.into_inner());
+        *applied = None;
+        let script = nft::remove_script(&self.table)?;
+        (self.run_nft)(&script)?;
+        *applied = Some(script);
+        Ok(())
     }
 
     /// At a graceful shutdown (and when the engine is dropped): with no endpoint left (no
@@ -658,7 +691,7 @@ impl Networks {
                 logging::warn(&format!("removing bridge {name}: {e}"));
             }
         }
-        if let Err(e) = nft::remove(&self.table) {
+        if let Err(e) = self.remove_table() {
             logging::warn(&format!("removing table {}: {e}", self.table));
         }
         let empty = std::fs::read_dir(&self.netns_dir).is_ok_and(|mut d| d.next().is_none());
@@ -823,6 +856,35 @@ mod tests {
             (s.to_string(), g.to_string()),
             ("10.98.0.0/16".into(), "10.98.0.254".into())
         );
+    }
+
+    #[test]
+    fn concurrent_endpoints_keep_the_record_on_disk() {
+        // docker-compose restarts a project's containers in parallel: each start and exit
+        // saves the network's record.
+        let root = tempfile::tempdir().unwrap();
+        let nets = Networks::open(&EngineConfig::for_root(root.path())).unwrap();
+        let n = net("front", "10.96.0.0/24");
+        nets.save(&n).unwrap();
+        nets.lock().nets.insert(n.id.clone(), n.clone());
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let (nets, id) = (&nets, &n.id);
+                s.spawn(move || {
+                    for i in 0..25 {
+                        let c = format!("c{t}-{i}");
+                        nets.add_endpoint(id, &c, &c, None, "eth0").unwrap();
+                        if i % 2 == 0 {
+                            nets.remove_endpoint(id, &c);
+                        }
+                    }
+                });
+            }
+        });
+        let path = root.path().join(format!("networks/{}.json", n.id));
+        let on_disk: NetworkRecord = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        assert_eq!(on_disk.containers.len(), 8 * 12);
+        assert_eq!(on_disk, nets.find(&n.id).unwrap());
     }
 
     #[test]
