@@ -1547,3 +1547,63 @@ fn concurrent_execs_keep_all_their_output_with_and_without_a_pty() {
     );
     d.shutdown_clean();
 }
+
+/// `docker run` attached, many at once, with and without a pty, and with more stdin than the
+/// container reads: every run prints all its output and exits 0. The attach connection was
+/// dropped with the client's input unread (stdin the container never took, or a late byte
+/// from the CLI's terminal); closing it then reset it, and the CLI failed with "read:
+/// connection reset by peer".
+#[test]
+fn concurrent_attached_runs_keep_all_their_output_with_and_without_a_pty() {
+    let Some(d) = Daemon::start() else { return };
+    let unread = vec![b'y'; 1 << 20];
+    let failures = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for worker in 0..4 {
+            let (d, failures, unread) = (&d, &failures, &unread);
+            s.spawn(move || {
+                let fail = |what: &str, round: u32, out: &Output| {
+                    failures.lock().unwrap().push(format!(
+                        "{what}, worker {worker} round {round}: {}",
+                        show(out)
+                    ));
+                };
+                for round in 0..25 {
+                    let command = format!("docker run --rm -it --network none {BUSYBOX} tty");
+                    let out = under_script(d, &command, b"");
+                    if !out.status.success() || !text(&out.stdout).contains("/dev/pts/") {
+                        fail("run -it", round, &out);
+                    }
+                    let want = format!("{worker}-{round}");
+                    let out =
+                        d.docker(&["run", "--rm", "--network", "none", BUSYBOX, "echo", &want]);
+                    if !out.status.success() || text(&out.stdout) != format!("{want}\n") {
+                        fail("run", round, &out);
+                    }
+                    let run_i = [
+                        "run",
+                        "--rm",
+                        "-i",
+                        "--network",
+                        "none",
+                        BUSYBOX,
+                        "echo",
+                        &want,
+                    ];
+                    let out = with_stdin(d.docker_cmd(&run_i), unread);
+                    if !out.status.success() || text(&out.stdout) != format!("{want}\n") {
+                        fail("run -i with stdin left unread", round, &out);
+                    }
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} of 300 attached runs lost output or failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    d.shutdown_clean();
+}

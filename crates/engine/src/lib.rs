@@ -22,6 +22,7 @@ pub mod error;
 pub mod events;
 pub mod exec;
 pub mod health;
+mod hijacked;
 pub mod images;
 mod io_ops;
 pub mod logging;

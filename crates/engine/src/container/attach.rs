@@ -3,13 +3,16 @@
 //! and its start connects it (then waits for it) before the container begins, so none of the
 //! output is missed. Detach keys (ctrl-p,ctrl-q by default) end an attach that sends stdin.
 
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::UnixStream;
+use tokio::sync::mpsc;
 
 use crate::container::lifecycle::lock;
 use crate::container::Status;
 use crate::engine::{AttachOptions, DuplexStream, Engine, Hijack, StreamKind};
 use crate::error::{Error, Result};
+use crate::hijacked;
 use crate::supervisor::{self, ATTACH_STDERR, ATTACH_STDIN, ATTACH_STDOUT};
 
 const DEFAULT_DETACH_KEYS: &str = "ctrl-p,ctrl-q";
@@ -88,34 +91,33 @@ enum Source {
     Pending(tokio::sync::oneshot::Receiver<(std::path::PathBuf, tokio::sync::oneshot::Sender<()>)>),
 }
 
-async fn run(mut conn: DuplexStream, source: Source, flags: u8, stdin: bool, detach: Vec<u8>) {
+/// The connection goes to `hijacked` at once, so that however the attach ends (the output's
+/// end, a detach, a start that failed) it is closed only when the client is done with it.
+async fn run(conn: DuplexStream, source: Source, flags: u8, stdin: bool, detach: Vec<u8>) {
+    let (mut input, output) = hijacked::split(conn);
     let sock = match source {
         Source::Ready(sock) => sock,
         Source::Pending(rx) => {
             let Ok((dir, connected)) = rx.await else {
-                let _ = conn.shutdown().await;
                 return;
             };
             let sock = supervisor::attach(&dir, flags).await;
             let _ = connected.send(());
             match sock {
                 Ok(sock) => sock,
-                Err(_) => {
-                    let _ = conn.shutdown().await;
-                    return;
-                }
+                Err(_) => return,
             }
         }
     };
+    if !stdin {
+        // Whatever the client sends is discarded, never left queued.
+        input.close();
+    }
     let (mut from_monitor, mut to_monitor) = sock.into_split();
-    let (mut conn_read, mut conn_write) = tokio::io::split(conn);
-    let output = async {
-        let _ = tokio::io::copy(&mut from_monitor, &mut conn_write).await;
-        let _ = conn_write.shutdown().await;
-    };
+    let output = forward_output(&mut from_monitor, &output);
     let input = async {
         if stdin {
-            let detached = pump_stdin(&mut conn_read, &mut to_monitor, &detach).await;
+            let detached = pump_stdin(&mut input, &mut to_monitor, &detach).await;
             let _ = to_monitor.shutdown().await;
             if detached {
                 return;
@@ -129,22 +131,32 @@ async fn run(mut conn: DuplexStream, source: Source, flags: u8, stdin: bool, det
     }
 }
 
+/// The monitor's bytes to the client, until the monitor closes (the container has exited)
+/// or the client has gone.
+async fn forward_output(from: &mut (impl AsyncRead + Unpin), to: &mpsc::Sender<Bytes>) {
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if to.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
+            return;
+        }
+    }
+}
+
 /// Copies the client's input to the container, holding back bytes that may be the start
 /// of the detach sequence; returns at EOF (false) or when the sequence is complete (true).
 async fn pump_stdin(
-    from: &mut (impl tokio::io::AsyncRead + Unpin),
-    to: &mut (impl tokio::io::AsyncWrite + Unpin),
+    from: &mut mpsc::Receiver<Bytes>,
+    to: &mut (impl AsyncWrite + Unpin),
     detach: &[u8],
 ) -> bool {
-    let mut buf = vec![0u8; 32 * 1024];
     let mut matched = 0usize;
-    loop {
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => return false,
-            Ok(n) => n,
-        };
-        let mut out = Vec::with_capacity(n);
-        for &b in &buf[..n] {
+    while let Some(chunk) = from.recv().await {
+        let mut out = Vec::with_capacity(chunk.len());
+        for &b in &chunk[..] {
             if !detach.is_empty() && b == detach[matched] {
                 matched += 1;
                 if matched == detach.len() {
@@ -165,6 +177,7 @@ async fn pump_stdin(
             return false;
         }
     }
+    false
 }
 
 /// Docker's detach-key syntax: comma-separated `ctrl-<x>` and single characters.
@@ -211,10 +224,25 @@ mod tests {
 
     #[tokio::test]
     async fn holds_back_partial_detach_sequences() {
-        let input: &[u8] = b"ab\x10c\x10\x11zz";
-        let mut reader = input;
+        let (tx, mut rx) = mpsc::channel(4);
+        // The sequence is cut across two reads of the client.
+        for chunk in [&b"ab\x10c\x10"[..], b"\x11zz"] {
+            tx.send(Bytes::from_static(chunk)).await.unwrap();
+        }
         let mut out = Vec::new();
-        assert!(pump_stdin(&mut reader, &mut out, &[16, 17]).await);
+        assert!(pump_stdin(&mut rx, &mut out, &[16, 17]).await);
         assert_eq!(out, b"ab\x10c");
+    }
+
+    #[tokio::test]
+    async fn input_ends_at_the_clients_eof() {
+        let (tx, mut rx) = mpsc::channel(4);
+        for chunk in [&b"in"[..], b"put\n"] {
+            tx.send(Bytes::from_static(chunk)).await.unwrap();
+        }
+        drop(tx);
+        let mut out = Vec::new();
+        assert!(!pump_stdin(&mut rx, &mut out, &[16, 17]).await);
+        assert_eq!(out, b"input\n");
     }
 }

@@ -12,7 +12,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixListener;
 use tokio::process::{Child, Command};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::{fdpass, runtime_error, start_failure_code, ExecInstance, Launch};
 use crate::engine::DuplexStream;
@@ -86,73 +86,14 @@ async fn start(inst: &Arc<ExecInstance>, launch: &Launch, reader: Reader, out: O
 /// How long a tty exec's output may still come after its process exited.
 const TTY_DRAIN: Duration = Duration::from_millis(500);
 
-/// How long, once the output has ended, the connection waits for the client to close it.
-const LINGER: Duration = Duration::from_secs(5);
-
 /// The client's bytes (the process's stdin); the channel ends at the client's EOF.
 pub type Reader = Option<mpsc::Receiver<Bytes>>;
 pub type Out = Option<mpsc::Sender<Bytes>>;
 
-/// Channels to the two tasks that own the connection: one writes the output (so that both
-/// output streams can write without a lock) and at its end shuts the write side down, the
-/// other reads the client's input. The connection is closed only after the client has closed
-/// its side (or `LINGER` has passed): closing a unix socket whose input is unread resets it,
-/// and the client then loses the output it has not read yet, with "connection reset by peer".
+/// The connection's input and output, owned by tasks that close it only once the client is
+/// done with it (see `hijacked`), so that both output streams can write without a lock.
 pub fn split(conn: Option<DuplexStream>) -> (Reader, Out) {
-    let Some(conn) = conn else {
-        return (None, None);
-    };
-    let (reader, mut writer) = tokio::io::split(conn);
-    let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(32);
-    let (in_tx, in_rx) = mpsc::channel::<Bytes>(8);
-    let (ended_tx, ended) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        while let Some(chunk) = out_rx.recv().await {
-            if writer.write_all(&chunk).await.is_err() {
-                break;
-            }
-        }
-        let _ = writer.shutdown().await;
-        drop(ended_tx);
-    });
-    tokio::spawn(read_client(reader, in_tx, ended));
-    (Some(in_rx), Some(out_tx))
-}
-
-/// Passes the client's bytes on while the exec takes them, and discards them after, until
-/// the client's EOF, or `LINGER` after the output ended.
-async fn read_client(
-    mut reader: tokio::io::ReadHalf<DuplexStream>,
-    input: mpsc::Sender<Bytes>,
-    mut ended: oneshot::Receiver<()>,
-) {
-    let mut input = Some(input);
-    let mut deadline = None;
-    let mut buf = vec![0u8; 8 * 1024];
-    loop {
-        let linger = async {
-            match deadline {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
-        let n = tokio::select! {
-            read = reader.read(&mut buf) => match read {
-                Ok(0) | Err(_) => return,
-                Ok(n) => n,
-            },
-            _ = &mut ended, if deadline.is_none() => {
-                deadline = Some(tokio::time::Instant::now() + LINGER);
-                continue;
-            }
-            _ = linger => return,
-        };
-        if let Some(tx) = &input {
-            if tx.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
-                input = None;
-            }
-        }
-    }
+    conn.map(crate::hijacked::split).unzip()
 }
 
 /// The text as it appears on the stream: stderr frame, or raw with a tty.
@@ -416,23 +357,6 @@ mod tests {
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, UnixAddr};
     use std::io::IoSlice;
     use std::os::fd::AsRawFd;
-
-    #[tokio::test]
-    async fn input_left_unread_at_the_end_does_not_reset_the_connection() {
-        let (mut client, server) = tokio::net::UnixStream::pair().unwrap();
-        let (input, out) = split(Some(Box::new(server)));
-        // The exec has ended and takes no more input; the client's bytes come after.
-        drop(input);
-        client.write_all(b"late").await.unwrap();
-        let out = out.unwrap();
-        out.send(Bytes::from_static(b"output")).await.unwrap();
-        drop(out);
-        // Leave the server every chance to close before the client reads.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let mut got = Vec::new();
-        client.read_to_end(&mut got).await.unwrap();
-        assert_eq!(got, b"output");
-    }
 
     #[tokio::test]
     async fn a_master_sent_by_a_runtime_that_has_exited_is_still_received() {
