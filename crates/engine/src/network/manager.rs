@@ -887,6 +887,85 @@ mod tests {
         assert_eq!(on_disk, nets.find(&n.id).unwrap());
     }
 
+    /// Networks whose nft scripts are recorded instead of run; `fail` makes the runs fail.
+    fn counting_networks(
+        root: &Path,
+    ) -> (
+        Networks,
+        std::sync::Arc<Mutex<Vec<String>>>,
+        std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) {
+        let mut nets = Networks::open(&EngineConfig::for_root(root)).unwrap();
+        let runs = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let fail = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (r, f) = (runs.clone(), fail.clone());
+        nets.run_nft = Box::new(move |script: &str| {
+            r.lock().unwrap().push(script.to_string());
+            if f.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(Error::Internal("nft -f: refused".into()));
+            }
+            Ok(())
+        });
+        (nets, runs, fail)
+    }
+
+    #[test]
+    fn unchanged_ruleset_is_not_applied_again() {
+        let root = tempfile::tempdir().unwrap();
+        let (nets, runs, fail) = counting_networks(root.path());
+        let n = net("front", "10.95.0.0/24");
+        {
+            let mut st = nets.lock();
+            st.bridges_up.insert(n.bridge_name());
+            st.nets.insert(n.id.clone(), n.clone());
+        }
+        let count = || runs.lock().unwrap().len();
+        nets.apply().unwrap();
+        assert_eq!(count(), 1, "the first apply always runs");
+        assert!(runs.lock().unwrap()[0].contains(&n.bridge_name()));
+        nets.apply().unwrap();
+        nets.apply().unwrap();
+        assert_eq!(count(), 1, "an unchanged model runs no nft");
+
+        let port = PortMapping {
+            proto: nft::Proto::Tcp,
+            host_ip: None,
+            host_port: 8080,
+            container_ip: Ipv4Addr::new(10, 95, 0, 2),
+            container_port: 80,
+        };
+        nets.lock().ports.insert("c1".into(), vec![port]);
+        nets.apply().unwrap();
+        assert_eq!(count(), 2, "a new published port is applied");
+        nets.apply().unwrap();
+        assert_eq!(count(), 2);
+
+        // A failed apply is not remembered: the same model is tried again.
+        nets.lock().ports.clear();
+        fail.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(nets.apply().is_err());
+        assert_eq!(count(), 3);
+        fail.store(false, std::sync::atomic::Ordering::SeqCst);
+        nets.apply().unwrap();
+        assert_eq!(count(), 4);
+        nets.apply().unwrap();
+        assert_eq!(count(), 4);
+
+        // An empty model removes the table, once.
+        nets.lock().bridges_up.clear();
+        nets.apply().unwrap();
+        nets.apply().unwrap();
+        assert_eq!(count(), 5);
+        let last = runs.lock().unwrap()[4].clone();
+        assert_eq!(last, nft::remove_script(nets.table()).unwrap());
+
+        // A fresh daemon knows nothing of what the last one applied.
+        drop(nets);
+        let (nets, runs, _) = counting_networks(root.path());
+        nets.apply().unwrap();
+        assert_eq!(runs.lock().unwrap().len(), 1);
+    }
+
     #[test]
     fn pool_counts_endpoints_and_filters() {
         let mut a = net("web-net", "10.97.0.0/24");

@@ -161,14 +161,19 @@ impl Ruleset {
 
     /// Replaces our table by this ruleset (atomically: on error the old table stays).
     pub fn apply(&self) -> Result<()> {
-        nft_script(&self.render()?)
+        run_script(&self.render()?)
     }
 }
 
 /// Deletes our table `table` if it exists; no other table is touched.
 pub fn remove(table: &str) -> Result<()> {
+    run_script(&remove_script(table)?)
+}
+
+/// The `nft -f` script that deletes our table `table` whether or not it exists.
+pub fn remove_script(table: &str) -> Result<String> {
     check_name("table", table)?;
-    nft_script(&format!("add table ip {table}\ndelete table ip {table}\n"))
+    Ok(format!("add table ip {table}\ndelete table ip {table}\n"))
 }
 
 /// `nft -j list table ip <table>`: the table as nft's JSON, None when it does not exist.
@@ -194,7 +199,8 @@ pub fn list_json(table: &str) -> Result<Option<serde_json::Value>> {
         .map_err(|e| Error::Internal(format!("nft list table ip {table}: bad JSON: {e}")))
 }
 
-fn nft_script(script: &str) -> Result<()> {
+/// Runs an `nft -f -` script as one transaction.
+pub fn run_script(script: &str) -> Result<()> {
     let mut child = Command::new("nft")
         .args(["-f", "-"])
         .stdin(Stdio::piped())
