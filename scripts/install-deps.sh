@@ -8,9 +8,10 @@ need=()
 # (bsdutils) are for the drop-in tests, which start their own daemons on private sockets.
 # docker-registry (CNCF distribution), skopeo, umoci, htpasswd (apache2-utils) and openssl are
 # the image tests' real registry, second client, image builder and auth tooling.
+# docker-compose is Debian 12's 1.29 (Python, compose v1) for the engine's compose test.
 for pkg in busybox-static runc crun hyperfine jq time iproute2 procps nftables \
     podman conmon docker.io containerd bsdutils tar \
-    docker-registry skopeo umoci apache2-utils openssl python3 curl; do
+    docker-registry skopeo umoci apache2-utils openssl python3 curl docker-compose; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then
