@@ -110,6 +110,45 @@ fn container_writes_land_in_upper() {
     assert!(!snapshot.upper.exists());
 }
 
+/// The mount options of the mount at `target`, from this process's mountinfo.
+fn mount_options(target: &Path) -> Option<String> {
+    let table = read(Path::new("/proc/self/mountinfo"));
+    let target = target.to_str().unwrap();
+    table.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(' ').collect();
+        (fields.get(4) == Some(&target)).then(|| fields.last().unwrap().to_string())
+    })
+}
+
+#[test]
+fn volatile_snapshots_mount_volatile_again_and_again() {
+    let env = Env::new();
+    let base = env.layer(&[("etc/os", "base")]);
+    let snapshot = env
+        .snapshots
+        .create_with("v1", std::slice::from_ref(&base), true)
+        .unwrap();
+    assert!(snapshot.volatile && env.snapshots.get("v1").unwrap().volatile);
+    assert!(!env.snapshots.create("plain", &[base]).unwrap().volatile);
+    let target = env.mountpoint("rootfs");
+    // Overlay refuses a second mount while the first one's mark is there: the snapshot
+    // clears it, so a restarted container mounts its root again.
+    for round in 0..2 {
+        env.snapshots.mount("v1", &target.0).unwrap();
+        let options = mount_options(&target.0).unwrap();
+        assert!(options.contains("volatile"), "{options}");
+        fs::write(target.0.join("written"), format!("round {round}")).unwrap();
+        env.snapshots.unmount(&target.0).unwrap();
+        assert_eq!(
+            read(&snapshot.upper.join("written")),
+            format!("round {round}")
+        );
+    }
+    env.snapshots.remove("v1").unwrap();
+    env.snapshots.remove("plain").unwrap();
+    assert!(!snapshot.upper.exists());
+}
+
 #[test]
 fn refuses_bad_ids_duplicates_and_missing_layers() {
     let env = Env::new();

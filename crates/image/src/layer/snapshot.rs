@@ -1,6 +1,7 @@
 //! Container snapshots: a writable upper dir over an image's layers, mounted with overlayfs.
 //!
-//! `snapshots/<id>/` holds `upper/`, `work/` and `layers.json` (the diff IDs, base first).
+//! `snapshots/<id>/` holds `upper/`, `work/` and `layers.json` (the diff IDs, base first,
+//! and whether the snapshot is volatile).
 //! A snapshot is built under a temporary name and renamed into place. Names in snapshots/
 //! that start with `.` are temporary (ids cannot): `.new-` being created, `.rm-` being
 //! removed, `.mnt-` short links for a deep mount; `Snapshots::open` removes those whose
@@ -11,6 +12,12 @@
 //! is a temp dir of short symlinks `0`, `1`, ... to the layer dirs, with a relative lowerdir
 //! list (overlay resolves it at mount time; the links can go right after): that fits all
 //! of overlay's 500-layer stack.
+//!
+//! Volatile snapshots are for roots that are thrown away with their container (`run --rm`):
+//! overlay's `volatile` option drops every sync of the upper dir, also the sync of the
+//! whole upper file system that the unmount of a normal overlay does (which waits for all
+//! the host's dirty data there). After a host crash such an upper dir may miss writes, so its
+//! owner must discard it rather than mount it again.
 
 use std::ffi::CString;
 use std::io;
@@ -46,13 +53,21 @@ pub struct Snapshot {
     pub work: PathBuf,
     /// Layer directories, top-most first (overlay's lowerdir order).
     pub lowers: Vec<PathBuf>,
+    /// Mounted with overlay's `volatile` (see the module doc).
+    pub volatile: bool,
 }
 
 #[derive(Serialize, Deserialize)]
 struct LayersFile {
     /// Diff IDs, base layer first.
     layers: Vec<Digest>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    volatile: bool,
 }
+
+/// Where overlay leaves its mark of a volatile mount (in the work dir); a later mount of the
+/// same upper refuses to go on while it is there.
+const VOLATILE_MARK: &str = "work/incompat/volatile";
 
 impl Snapshots {
     pub fn open(root: &DataRoot) -> Result<Snapshots> {
@@ -63,6 +78,12 @@ impl Snapshots {
     /// Creates snapshot `id` over `layers` (diff IDs, base layer first) and records the
     /// layers it needs so garbage collection keeps them.
     pub fn create(&self, id: &str, layers: &[Digest]) -> Result<Snapshot> {
+        self.create_with(id, layers, false)
+    }
+
+    /// [`Self::create`]; with `volatile` the snapshot is mounted with overlay's `volatile`
+    /// (see the module doc: the caller discards it after a host crash).
+    pub fn create_with(&self, id: &str, layers: &[Digest], volatile: bool) -> Result<Snapshot> {
         let dir = self.root.snapshots_dir();
         check_id(&dir, id)?;
         self.check_layers(layers)?;
@@ -74,6 +95,7 @@ impl Snapshots {
         }
         let record = LayersFile {
             layers: layers.to_vec(),
+            volatile,
         };
         let json = serde_json::to_vec_pretty(&record).map_err(io::Error::from);
         let file = tmp.path().join(LAYERS_FILE);
@@ -92,12 +114,13 @@ impl Snapshots {
     pub fn get(&self, id: &str) -> Result<Snapshot> {
         let dir = self.root.snapshots_dir().join(id);
         check_id(&self.root.snapshots_dir(), id)?;
-        let layers = read_layers(&dir)?.ok_or_else(|| store_error(&dir, "no such snapshot"))?;
+        let record = read_layers(&dir)?.ok_or_else(|| store_error(&dir, "no such snapshot"))?;
         Ok(Snapshot {
             id: id.to_string(),
             upper: dir.join("upper"),
             work: dir.join("work"),
-            lowers: self.lowers(&layers),
+            lowers: self.lowers(&record.layers),
+            volatile: record.volatile,
         })
     }
 
@@ -111,6 +134,25 @@ impl Snapshots {
         for (key, path) in [("upperdir", &upper), ("workdir", &work)] {
             tail.extend_from_slice(format!(",{key}=").as_bytes());
             tail.extend(escape(path));
+        }
+        if snapshot.volatile {
+            // Left by the last volatile mount, cleanly unmounted or not: a volatile snapshot's
+            // owner does not mount it again after a host crash (module doc).
+            let mark = work.join(VOLATILE_MARK);
+            if let Err(e) = std::fs::remove_dir_all(&mark) {
+                if e.kind() != io::ErrorKind::NotFound {
+                    return Err(Error::io(mark, e));
+                }
+            }
+            let mut volatile = tail.clone();
+            volatile.extend_from_slice(b",volatile");
+            let mounted =
+                self.mount_overlay(&snapshot.lowers, &volatile, target, MountFlags::empty());
+            match mounted {
+                // Kernels before 5.10 do not know the option: an ordinary mount then.
+                Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::EINVAL) => {}
+                other => return other,
+            }
         }
         self.mount_overlay(&snapshot.lowers, &tail, target, MountFlags::empty())
     }
@@ -177,7 +219,11 @@ impl Snapshots {
             if entry.file_name().as_bytes().starts_with(b".") {
                 continue;
             }
-            layers.extend(read_layers(&entry.path())?.unwrap_or_default());
+            layers.extend(
+                read_layers(&entry.path())?
+                    .map(|r| r.layers)
+                    .unwrap_or_default(),
+            );
         }
         layers.sort();
         layers.dedup();
@@ -294,8 +340,8 @@ fn is_mounted(upper: &Path) -> Result<bool> {
     }))
 }
 
-/// The layers a snapshot dir records; None if it has no layers.json (no such snapshot).
-fn read_layers(dir: &Path) -> Result<Option<Vec<Digest>>> {
+/// What a snapshot dir records; None if it has no layers.json (no such snapshot).
+fn read_layers(dir: &Path) -> Result<Option<LayersFile>> {
     let file = dir.join(LAYERS_FILE);
     let data = match std::fs::read(&file) {
         Ok(data) => data,
@@ -306,7 +352,7 @@ fn read_layers(dir: &Path) -> Result<Option<Vec<Digest>>> {
         what: file.display().to_string(),
         reason: e.to_string(),
     })?;
-    Ok(Some(record.layers))
+    Ok(Some(record))
 }
 
 /// Ids become directory names: letters, digits, `_`, `-` and `.`, not starting with `.`.
