@@ -176,3 +176,34 @@ async fn an_unstarted_monitor_left_by_a_crash_is_reaped() {
     assert_eq!(inspect(&engine, &id).await.state.status, "exited");
     root.teardown(engine).await;
 }
+
+/// An AutoRemove container's record is not synced, so a host crash may take it: what is left
+/// (its directory with the mounted root, its snapshot) goes when the engine opens, as does
+/// that of a create cut short.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_remains_of_a_container_without_a_record_are_removed() {
+    if !can_run() {
+        return;
+    }
+    let root = Root::new();
+    let engine = root.open().await;
+    let mut req = request(&["true"]);
+    req.host_config.auto_remove = true;
+    let id = create(&engine, None, req).await;
+    let kept = create(&engine, Some("kept"), request(&["true"])).await;
+    drop(engine);
+    let dir = root.config.container_dir(&id);
+    let store = gorae_image::Store::open(root.path()).expect("store");
+    assert!(store.snapshots.get(&id).expect("snapshot").volatile);
+    store
+        .snapshots
+        .mount(&id, &dir.join("bundle/rootfs"))
+        .expect("mount");
+    std::fs::remove_file(dir.join("container.json")).expect("lose the record");
+    let engine = root.open().await;
+    assert!(!dir.exists(), "the container's directory is removed");
+    assert!(store.snapshots.get(&id).is_err(), "its snapshot is removed");
+    assert!(engine.inspect(&id, false).await.is_err());
+    assert_eq!(inspect(&engine, &kept).await.state.status, "created");
+    root.teardown(engine).await;
+}

@@ -128,7 +128,12 @@ impl Engine {
         let store = self.images().store();
         {
             let _shared = store.lock_shared()?;
-            store.snapshots.create(&record.id, &image.rootfs.diff_ids)?;
+            // An AutoRemove root is thrown away with its container, also after a host crash
+            // (Record::durable): overlay need not sync it, nor the whole disk when unmounted.
+            let volatile = record.host_config.auto_remove;
+            store
+                .snapshots
+                .create_with(&record.id, &image.rootfs.diff_ids, volatile)?;
         }
         record.save(&dir)
     }

@@ -48,7 +48,8 @@ impl Engine {
             r.generation += 1;
             r.exit_on_next = false;
         }
-        c.update(|r| r.state.manually_stopped = false)?;
+        // Persisted with the start's outcome, which start_locked always records.
+        c.modify(|r| r.state.manually_stopped = false);
         let started = self.start_locked(&c).await;
         if started.is_err() && c.record().host_config.auto_remove {
             // As Docker: `run --rm` waits for the removal, which must come even so.

@@ -103,6 +103,9 @@ pub struct Record {
 }
 
 impl Record {
+    /// Replaces the file atomically (a daemon killed at any point leaves the old record or
+    /// the new one). The write is also made durable, against a host crash, unless the
+    /// container is AutoRemove (see [`Record::durable`]).
     pub fn save(&self, dir: &Path) -> Result<()> {
         let path = dir.join(RECORD_FILE);
         let tmp = dir.join(".container.json.tmp");
@@ -110,8 +113,20 @@ impl Record {
             .map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?;
         let mut file = std::fs::File::create(&tmp).at(&tmp)?;
         file.write_all(&json).at(&tmp)?;
-        file.sync_all().at(&tmp)?;
+        if self.durable() {
+            file.sync_all().at(&tmp)?;
+        }
         std::fs::rename(&tmp, &path).at(&path)
+    }
+
+    /// Whether the record must survive a host crash. An AutoRemove container's does not: a
+    /// host crash ends the container, and an ended AutoRemove container is removed (restore
+    /// does that for one recorded running; the remains of one whose record was lost are
+    /// cleared as those of a create cut short). Not syncing it keeps `run --rm` from waiting
+    /// for the disk several times per container, and its short-lived files from ever
+    /// reaching the disk.
+    pub fn durable(&self) -> bool {
+        !self.host_config.auto_remove
     }
 
     pub fn load(dir: &Path) -> Result<Record> {
@@ -187,6 +202,11 @@ impl Container {
         let out = change(&mut rec);
         rec.save(&self.dir)?;
         Ok(out)
+    }
+
+    /// Changes the record in memory only: the next [`Container::update`] persists it.
+    pub fn modify<T>(&self, change: impl FnOnce(&mut Record) -> T) -> T {
+        change(&mut self.lock())
     }
 
     pub fn status(&self) -> Status {

@@ -2,7 +2,8 @@
 //! disk brought back — a live monitor (monitor.pid's pid with its start time) means the
 //! container still runs and its exit is waited for again; a monitor that has gone left its
 //! exit in exit.json, which is recorded (then the restart policy applies); a removal cut
-//! short is finished; a root left mounted by a crash is unmounted.
+//! short is finished; a root left mounted by a crash is unmounted; the remains of a
+//! container without a record are removed.
 
 use std::fs::File;
 use std::sync::Arc;
@@ -58,6 +59,31 @@ impl Engine {
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    /// A container directory without a record: a create cut short, or an AutoRemove
+    /// container whose record a host crash lost (it is not synced). Its root and snapshot go
+    /// with it, as a failed create removes them.
+    fn remove_recordless(&self, dir: &std::path::Path) {
+        let Some(id) = dir.file_name().and_then(|n| n.to_str()) else {
+            return;
+        };
+        if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return;
+        }
+        let rootfs = dir.join("bundle").join("rootfs");
+        let store = self.images().store();
+        if crate::container::lifecycle::is_mounted(&rootfs) {
+            let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
+        }
+        if let Err(e) = store.snapshots.remove(id) {
+            logging::warn(&format!("container {id} without a record: {e}"));
+            return;
+        }
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) => logging::info(&format!("removed container {id}: it had no record")),
+            Err(e) => logging::warn(&format!("{}: {e}", dir.display())),
+        }
+    }
+
     pub(crate) async fn restore(&self) -> Result<()> {
         let config = self.config();
         for dir in [
@@ -73,6 +99,7 @@ impl Engine {
         for entry in entries {
             let dir = entry.at(&containers_dir)?.path();
             if !dir.join(RECORD_FILE).exists() {
+                self.remove_recordless(&dir);
                 continue;
             }
             match Record::load(&dir) {
