@@ -42,20 +42,18 @@ pub fn exit_code(status: WaitStatus) -> Option<i32> {
     }
 }
 
-/// Writes `exit.json` as a temporary file, fsynced, then renamed into place, so a reader sees
-/// the whole record or none.
+/// Writes `exit.json` as a temporary file renamed into place, so a reader sees the whole
+/// record or none. Not synced: the file tells a restarted daemon how the container ended,
+/// and a host crash, which a sync would guard against, ends the container with the
+/// host (and /run, the default run dir, is a tmpfs on most hosts). Waiters do not wait
+/// for the disk.
 pub fn write_exit_file(dir: &Path, info: &ExitInfo) -> std::io::Result<()> {
     let tmp = dir.join(".exit.json.tmp");
     let mut file = std::fs::File::create(&tmp)?;
     let mut body = info.reply().to_string();
     body.push('\n');
     file.write_all(body.as_bytes())?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, dir.join(EXIT_FILE))?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    std::fs::rename(&tmp, dir.join(EXIT_FILE))
 }
 
 /// Removes the sockets and the pid file (not exit.json: the engine reads it, then removes the
