@@ -598,6 +598,36 @@ fn an_idle_monitor_stays_under_one_mib() {
 }
 
 #[test]
+fn a_chatty_monitor_stays_under_one_mib() {
+    if !can_run() {
+        return;
+    }
+    // A line every 0.1 s: the log path runs between samples, and the monitor must give its
+    // pages back before each wait, not only after a quiet second.
+    let script = "while true; do echo a line of output; sleep 0.1; done";
+    let mon = Mon::new("chatty", &["sh", "-c", script]);
+    mon.spawn_ok(&["--start"]);
+    let pid = mon.monitor_pid();
+    std::thread::sleep(Duration::from_secs(1));
+    let mut samples: Vec<(u64, u64, u64)> = (0..15)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(130));
+            rss(pid)
+        })
+        .collect();
+    samples.sort();
+    let (total, anon, file) = samples[samples.len() / 2];
+    println!(
+        "chatty monitor RSS, median: VmRSS {total} kB (RssAnon {anon} kB, RssFile {file} kB); samples {samples:?}"
+    );
+    assert!(total < 1024, "chatty monitor RSS {total} kB: {samples:?}");
+    let log = std::fs::read_to_string(&mon.log).unwrap_or_default();
+    assert!(log.lines().count() >= 5, "the log grew: {log}");
+    let _ = mon.env.runc(&["kill", &mon.env.id, "KILL"]);
+    mon.assert_gone(pid);
+}
+
+#[test]
 fn an_oom_kill_is_reported() {
     if !can_run() {
         return;
