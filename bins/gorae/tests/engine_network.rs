@@ -185,11 +185,7 @@ fn published_ports_reach_the_container() {
 }
 
 fn leftovers_of_endpoint(container: &str, network: &str) -> Vec<String> {
-    let v = support::network::veth_name(container, network);
-    support::network::links()
-        .into_iter()
-        .filter(|l| *l == v)
-        .collect()
+    support::network::veths_left(&[support::network::veth_name(container, network)])
 }
 
 #[test]

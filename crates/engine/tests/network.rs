@@ -670,3 +670,56 @@ fn links_move_rename_and_a_failed_attach_leaves_nothing() {
     drop(inner);
     lab.remove_all();
 }
+
+#[test]
+fn a_retired_endpoint_goes_quiet_and_leaves_with_its_namespace() {
+    let mut lab = Lab::new();
+    let ns = lab.netns("r");
+    let bridge_name = unique("gr");
+    let veth = format!("{bridge_name}v");
+    let subnet: Subnet = "10.206.0.0/24".parse().unwrap();
+    let gw = subnet.gateway().unwrap();
+    let (br, v, n) = (bridge_name.clone(), veth.clone(), ns.clone());
+    lab.in_host(move || {
+        let mut nl = Netlink::open().unwrap();
+        bridge::ensure_bridge(&mut nl, &br, subnet, gw).unwrap();
+        let ep = Endpoint {
+            bridge: &br,
+            host_ifname: &v,
+            netns: &n,
+            ifname: bridge::CONTAINER_IFNAME,
+            address: Ipv4Addr::new(10, 206, 0, 2),
+            prefix: 24,
+            gateway: Some(gw),
+        };
+        bridge::attach(&mut nl, &ep).unwrap();
+    });
+    assert!(ping(&ns, gw), "the endpoint cannot reach its gateway");
+    let v = veth.clone();
+    assert!(lab.in_host(move || bridge::retire(&mut Netlink::open().unwrap(), &v).unwrap()));
+    assert!(
+        unreachable(&ns, gw),
+        "a retired endpoint still reaches the bridge"
+    );
+    // The namespace's removal takes the pair with it, in the kernel's own time.
+    netns::remove(&ns).unwrap();
+    let v = veth.clone();
+    let gone = lab.in_host(move || {
+        let mut nl = Netlink::open().unwrap();
+        for _ in 0..250 {
+            if nl.link_index(&v).unwrap().is_none() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    });
+    assert!(gone, "{veth} outlived its namespace");
+    let (v, br) = (veth.clone(), bridge_name.clone());
+    lab.in_host(move || {
+        let mut nl = Netlink::open().unwrap();
+        assert!(!bridge::retire(&mut nl, &v).unwrap());
+        assert!(bridge::remove_bridge(&mut nl, &br).unwrap());
+    });
+    lab.remove_all();
+}

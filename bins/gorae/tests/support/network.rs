@@ -65,6 +65,26 @@ pub fn host_address() -> Option<String> {
     })
 }
 
+/// Which of `veths` are still there. The engine leaves the deletion of a stopped
+/// container's pair to the kernel, which does it when the namespace goes, in a worker of its
+/// own: a pair may outlive its container by a few milliseconds, so this waits (a bounded
+/// time) for the kernel before it reports one.
+pub fn veths_left(veths: &[String]) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let links = links();
+        let left: Vec<String> = veths
+            .iter()
+            .filter(|v| links.contains(v))
+            .cloned()
+            .collect();
+        if left.is_empty() || std::time::Instant::now() > deadline {
+            return left;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// What the networks of `d`'s root would leave: its table, default bridge, the bridges of
 /// `network_ids`, the veths of `endpoints` (container id, network id), its namespace files
 /// and mounts. Empty when clean.
@@ -83,12 +103,8 @@ pub fn leftovers(
             left.push(format!("bridge {b}"));
         }
     }
-    for (c, n) in endpoints {
-        let v = veth_name(c, n);
-        if links.contains(&v) {
-            left.push(format!("veth {v}"));
-        }
-    }
+    let veths: Vec<String> = endpoints.iter().map(|(c, n)| veth_name(c, n)).collect();
+    left.extend(veths_left(&veths).into_iter().map(|v| format!("veth {v}")));
     let table = format!("table ip gorae-{hash}");
     if nft_tables().contains(&table) {
         left.push(table);

@@ -101,6 +101,19 @@ pub fn detach(nl: &mut Netlink, host_ifname: &str) -> Result<bool> {
     nl.delete_link(host_ifname)
 }
 
+/// Takes the endpoint off its bridge's traffic, for a pair whose namespace is about to go:
+/// the kernel deletes a namespace's veths with it, in its own worker, while a `detach`
+/// waits ~15 ms for the unregistration (RCU grace periods) on the caller's path. The host
+/// end is set down first so that the dying namespace, whose address may be handed out again
+/// at once, answers nothing on the bridge meanwhile. False if there was none.
+pub fn retire(nl: &mut Netlink, host_ifname: &str) -> Result<bool> {
+    match nl.set_down(host_ifname) {
+        Ok(()) => Ok(true),
+        Err(Error::NotFound(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// The host end's name for an endpoint `key` (e.g. container id + network id): `vg` and 13
 /// hex digits of its SHA-256 (15 bytes, the most an interface name may have).
 pub fn veth_name(key: &str) -> String {

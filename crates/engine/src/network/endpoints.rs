@@ -586,10 +586,18 @@ impl Engine {
                 conf.network_id = n.id;
             }
         }
+        // With our namespace file about to go, the kernel deletes the veths with the
+        // namespace; without one (a namespace that is not ours alone), they are deleted here.
+        let namespace_goes = net.netns.is_some();
         if let Ok(mut nl) = Netlink::open() {
             for conf in &net.networks {
                 let veth = bridge::veth_name(&format!("{}/{}", c.id, conf.network_id));
-                if let Err(e) = bridge::detach(&mut nl, &veth) {
+                let removed = if namespace_goes {
+                    bridge::retire(&mut nl, &veth)
+                } else {
+                    bridge::detach(&mut nl, &veth)
+                };
+                if let Err(e) = removed {
                     logging::warn(&format!("container {}: removing {veth}: {e}", c.id));
                 }
             }
