@@ -94,7 +94,7 @@ impl Engine {
             volumes,
         };
         let files = self.create_files(&record, &image_config);
-        if let Err(e) = files.and_then(|()| net_plan.save(&dir)) {
+        if let Err(e) = files.and_then(|()| net_plan.save(&dir, record.durable())) {
             self.drop_volumes_locked(&new_volumes);
             self.containers.release_name(&name, &id);
             let _ = self.images().store().snapshots.remove(&id);

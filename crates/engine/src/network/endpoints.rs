@@ -62,14 +62,18 @@ impl ContainerNet {
             .unwrap_or_default()
     }
 
-    pub fn save(&self, dir: &Path) -> Result<()> {
+    /// Replaces the file atomically; `durable` (the container's [`Record::durable`]) also
+    /// makes it survive a host crash.
+    pub fn save(&self, dir: &Path, durable: bool) -> Result<()> {
         let path = dir.join(NET_FILE);
         let tmp = dir.join(".network.json.tmp");
         let data = serde_json::to_vec_pretty(self)
             .map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?;
         let mut f = std::fs::File::create(&tmp).at(&tmp)?;
         f.write_all(&data).at(&tmp)?;
-        f.sync_all().at(&tmp)?;
+        if durable {
+            f.sync_all().at(&tmp)?;
+        }
         std::fs::rename(&tmp, &path).at(&path)
     }
 }
@@ -358,15 +362,15 @@ impl Engine {
         netns::remove(&path)?;
         netns::create(&path)?;
         net.netns = Some(path.clone());
-        net.save(&c.dir)?;
+        net.save(&c.dir, rec.durable())?;
         for i in 0..net.networks.len() {
             let live = self.attach_endpoint(c, rec, &net.networks[i], i).await?;
             net.networks[i].network_id = live.network_id.clone();
             net.networks[i].live = Some(live);
-            net.save(&c.dir)?;
+            net.save(&c.dir, rec.durable())?;
         }
         net.ports = self.publish(c, rec, &net)?;
-        net.save(&c.dir)?;
+        net.save(&c.dir, rec.durable())?;
         self.networks.apply()?;
         Ok(path)
     }
@@ -613,7 +617,7 @@ impl Engine {
         }
         net.ports.clear();
         if c.dir.exists() {
-            if let Err(e) = net.save(&c.dir) {
+            if let Err(e) = net.save(&c.dir, c.record().durable()) {
                 logging::warn(&format!("container {}: {e}", c.id));
             }
         }
@@ -808,7 +812,7 @@ impl Engine {
             }
             self.networks.apply()?;
         }
-        net.save(&c.dir)?;
+        net.save(&c.dir, rec.durable())?;
         self.emit_event(
             "network",
             "connect",
@@ -856,7 +860,7 @@ impl Engine {
             }
             self.networks.apply()?;
         }
-        net.save(&c.dir)?;
+        net.save(&c.dir, c.record().durable())?;
         self.emit_event(
             "network",
             "disconnect",
