@@ -30,6 +30,7 @@ pub mod logs;
 pub mod network;
 pub mod restart;
 pub mod spec;
+mod state_file;
 pub mod stats;
 pub mod supervisor;
 pub mod top;

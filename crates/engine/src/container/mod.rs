@@ -18,7 +18,6 @@ pub mod system;
 pub mod time;
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -107,16 +106,8 @@ impl Record {
     /// the new one). The write is also made durable, against a host crash, unless the
     /// container is AutoRemove (see [`Record::durable`]).
     pub fn save(&self, dir: &Path) -> Result<()> {
-        let path = dir.join(RECORD_FILE);
         let tmp = dir.join(".container.json.tmp");
-        let json = serde_json::to_vec_pretty(self)
-            .map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?;
-        let mut file = std::fs::File::create(&tmp).at(&tmp)?;
-        file.write_all(&json).at(&tmp)?;
-        if self.durable() {
-            file.sync_all().at(&tmp)?;
-        }
-        std::fs::rename(&tmp, &path).at(&path)
+        crate::state_file::replace_json(&dir.join(RECORD_FILE), &tmp, self, self.durable())
     }
 
     /// Whether the record must survive a host crash. An AutoRemove container's does not: a

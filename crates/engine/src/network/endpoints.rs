@@ -11,7 +11,6 @@
 //! from the file alone, also after a daemon restart). `--network container:X` joins X's
 //! namespace file and copies X's hosts and resolv.conf.
 
-use std::io::Write as _;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -65,16 +64,8 @@ impl ContainerNet {
     /// Replaces the file atomically; `durable` (the container's [`Record::durable`]) also
     /// makes it survive a host crash.
     pub fn save(&self, dir: &Path, durable: bool) -> Result<()> {
-        let path = dir.join(NET_FILE);
         let tmp = dir.join(".network.json.tmp");
-        let data = serde_json::to_vec_pretty(self)
-            .map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?;
-        let mut f = std::fs::File::create(&tmp).at(&tmp)?;
-        f.write_all(&data).at(&tmp)?;
-        if durable {
-            f.sync_all().at(&tmp)?;
-        }
-        std::fs::rename(&tmp, &path).at(&path)
+        crate::state_file::replace_json(&dir.join(NET_FILE), &tmp, self, durable)
     }
 }
 
@@ -591,7 +582,7 @@ impl Engine {
             }
         }
         // With our namespace file about to go, the kernel deletes the veths with the
-        // namespace; without one (a namespace that is not ours alone), they are deleted here.
+        // namespace; without a recorded one, nothing else would, so they are deleted here.
         let namespace_goes = net.netns.is_some();
         if let Ok(mut nl) = Netlink::open() {
             for conf in &net.networks {

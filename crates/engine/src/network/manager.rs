@@ -16,7 +16,6 @@
 //! bridges and table are removed; while containers run (they outlive the daemon) they stay.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -321,12 +320,7 @@ impl Networks {
     pub(crate) fn save(&self, n: &NetworkRecord) -> Result<()> {
         let path = self.dir.join(format!("{}.json", n.id));
         let tmp = self.dir.join(format!(".{}.json.tmp", n.id));
-        let data = serde_json::to_vec_pretty(n)
-            .map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?;
-        let mut f = std::fs::File::create(&tmp).at(&tmp)?;
-        f.write_all(&data).at(&tmp)?;
-        f.sync_all().at(&tmp)?;
-        std::fs::rename(&tmp, &path).at(&path)
+        crate::state_file::replace_json(&path, &tmp, n, true)
     }
 
     /// Docker's lookup: full id, then name, then unique id prefix.

@@ -17,8 +17,7 @@ pub mod ops;
 pub mod plan;
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
@@ -157,7 +156,8 @@ impl VolumeStore {
             options,
             scope: "local".into(),
         };
-        write_atomic(&dir.join(META), &volume)?;
+        let meta = dir.join(META);
+        crate::state_file::replace_json(&meta, &meta.with_extension("json.tmp"), &volume, true)?;
         Ok((volume, true))
     }
 
@@ -261,16 +261,6 @@ pub fn anonymous_name() -> Result<String> {
 fn now_rfc3339() -> String {
     let now = crate::container::time::now_ns();
     crate::container::time::format_ns(now - now.rem_euclid(1_000_000_000))
-}
-
-fn write_atomic(path: &Path, value: &impl Serialize) -> Result<()> {
-    let json = serde_json::to_vec_pretty(value)
-        .map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?;
-    let tmp = path.with_extension("json.tmp");
-    let mut file = std::fs::File::create(&tmp).at(&tmp)?;
-    file.write_all(&json).at(&tmp)?;
-    file.sync_all().at(&tmp)?;
-    std::fs::rename(&tmp, path).at(path)
 }
 
 #[cfg(test)]
